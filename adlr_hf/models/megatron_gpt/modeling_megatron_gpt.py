@@ -1,0 +1,300 @@
+"""Megatron-GPT as a transformers model.
+
+Paper: Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism",
+arXiv 1909.08053. Reference: NVIDIA/Megatron-LM (`model/gpt2_modeling.py`, `mpu/transformer.py`).
+
+The architecture uses plain `nn.Linear` / `nn.Embedding` with Megatron's role names; tensor parallelism is applied
+by `adlr_hf.parallel.apply_tp_plan` from the config's `base_model_tp_plan`, never by branching in `forward`.
+Attention heads are inferred from the projection width, so the same code runs on all heads or on a TP rank's share.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
+
+from .configuration_megatron_gpt import MegatronGPTConfig
+
+try:  # Tensor-parallel pieces; a remote-code copy of this file without adlr_hf installed runs on one process.
+    from adlr_hf.parallel import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
+except ImportError:  # pragma: no cover - exercised by the remote-code test in a clean interpreter
+    import contextlib
+
+    class TensorParallelMixin:  # noqa: D101 - TP=1: nothing to shard
+        pass
+
+    def lm_cross_entropy(logits, target, head=None, ignore_index=-100):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
+                               ignore_index=ignore_index)
+
+    tp_rng_fork = contextlib.nullcontext
+
+
+class MegatronGPTAttention(nn.Module):
+    """Causal self-attention with a fused [Q; K; V] projection (Megatron's `query_key_value`) and SDPA."""
+
+    def __init__(self, config: MegatronGPTConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.query_key_value = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense._is_residual_projection = True
+        self.attention_dropout = config.attention_dropout
+
+    def forward(self, hidden, attn_mask=None, cache: Cache | None = None):
+        batch, length, _ = hidden.shape
+        query, key, value = self.query_key_value(hidden).chunk(3, dim=-1)
+        # [b, s, heads*d] -> [b, heads, s, d]; `heads` is whatever this rank holds.
+        query, key, value = (t.view(batch, length, -1, self.head_dim).transpose(1, 2) for t in (query, key, value))
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)
+        dropout = self.attention_dropout if self.training else 0.0
+        # Without an explicit mask and without past keys the causal mask is SDPA's own (fastest path).
+        is_causal = attn_mask is None and key.shape[2] == length and length > 1
+        with tp_rng_fork():  # attention-prob dropout acts on this rank's heads: per-TP-rank stream
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout,
+                                                     is_causal=is_causal)
+        context = context.transpose(1, 2).reshape(batch, length, -1)
+        return self.dense(context)
+
+
+class MegatronGPTMLP(nn.Module):
+    def __init__(self, config: MegatronGPTConfig):
+        super().__init__()
+        self.dense_h_to_4h = nn.Linear(config.hidden_size, config.ffn_hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.dense_4h_to_h = nn.Linear(config.ffn_hidden_size, config.hidden_size)
+        self.dense_4h_to_h._is_residual_projection = True
+
+    def forward(self, hidden):
+        return self.dense_4h_to_h(self.act(self.dense_h_to_4h(hidden)))
+
+
+class MegatronGPTBlock(nn.Module):
+    """Pre-LN transformer layer: x + Attn(LN(x)), then + MLP(LN(·))."""
+
+    def __init__(self, config: MegatronGPTConfig, layer_idx: int):
+        super().__init__()
+        self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.self_attention = MegatronGPTAttention(config, layer_idx)
+        self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.mlp = MegatronGPTMLP(config)
+        self.hidden_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden, attn_mask=None, cache=None):
+        hidden = hidden + self.hidden_dropout(self.self_attention(self.input_layernorm(hidden), attn_mask, cache))
+        return hidden + self.hidden_dropout(self.mlp(self.post_attention_layernorm(hidden)))
+
+
+class MegatronGPTPreTrainedModel(TensorParallelMixin, PreTrainedModel):
+    config_class = MegatronGPTConfig
+    config: MegatronGPTConfig
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["MegatronGPTBlock"]
+    _supports_sdpa = True
+    _keys_to_ignore_on_load_unexpected = [r"\.masked_bias$", r"\.attn\.bias$"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """N(0, σ) for weights, σ/√(2L) for the two residual output projections, zero biases (Megatron-LM)."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            if getattr(module, "_is_residual_projection", False):
+                std = std / math.sqrt(2.0 * self.config.num_layers)
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+def _position_ids(attention_mask, past_length: int, length: int, device) -> torch.Tensor:
+    """Positions count real tokens only, so left-padded prompts get the positions an unpadded one would."""
+    if attention_mask is not None and not bool(attention_mask.all()):
+        positions = attention_mask.long().cumsum(-1) - 1
+        return positions.clamp(min=0)[:, past_length : past_length + length]
+    return torch.arange(past_length, past_length + length, device=device).unsqueeze(0)
+
+
+def _attention_bias(attention_mask, past_length: int, length: int, dtype, device):
+    """Additive [b, 1, q, k] mask (causal ∧ not padding), or None when SDPA needs none.
+
+    Masked entries get the dtype's minimum rather than -inf, so a row with no visible key (a left-padding query)
+    softmaxes to a uniform row instead of NaN; such rows are never used for real tokens.
+    """
+    total = past_length + length
+    has_padding = attention_mask is not None and not bool(attention_mask[:, :total].all())
+    if not has_padding and (past_length == 0 or length == 1):
+        return None
+    key_pos = torch.arange(total, device=device)
+    query_pos = torch.arange(past_length, total, device=device)
+    allowed = (key_pos[None, :] <= query_pos[:, None])[None, None]
+    if has_padding:
+        allowed = allowed & attention_mask[:, None, None, :total].bool()
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+class MegatronGPTModel(MegatronGPTPreTrainedModel):
+    def __init__(self, config: MegatronGPTConfig):
+        super().__init__(config)
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.layers = nn.ModuleList(MegatronGPTBlock(config, i) for i in range(config.num_layers))
+        self.final_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.word_embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
+                use_cache=None, output_hidden_states=None, return_dict=True, past_key_values=None, **kwargs):
+        cache = cache if cache is not None else past_key_values
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        if not use_cache:
+            cache = None
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch, length = inputs_embeds.shape[:2]
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {past + length} exceeds max_position_embeddings="
+                f"{self.config.max_position_embeddings}; shorten the input or raise the limit."
+            )
+        if position_ids is None:
+            position_ids = _position_ids(attention_mask, past, length, inputs_embeds.device)
+        hidden = self.embedding_dropout(inputs_embeds + self.position_embeddings(position_ids))
+        attn_mask = _attention_bias(attention_mask, past, length, hidden.dtype, hidden.device)
+        all_hidden = []
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden.append(hidden)
+            hidden = layer(hidden, attn_mask, cache)
+        hidden = self.final_layernorm(hidden)
+        if output_hidden_states:
+            all_hidden.append(hidden)
+        out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache,
+                                      hidden_states=tuple(all_hidden) if output_hidden_states else None)
+        return out if return_dict else out.to_tuple()
+
+
+class MegatronGPTForCausalLM(MegatronGPTPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "transformer.word_embeddings.weight"}
+    _tp_plan = {"lm_head": "vocab_lm_head"}
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: MegatronGPTConfig):
+        super().__init__(config)
+        self.transformer = MegatronGPTModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
+                labels=None, use_cache=None, output_hidden_states=None, return_dict=True, logits_to_keep=0,
+                past_key_values=None, **kwargs):
+        """`labels` are the input ids (shifted inside, as in GPT-2); -100 marks positions to ignore.
+
+        In training mode under TP>1 the returned `logits` are this rank's vocabulary slice (the loss never gathers
+        them); in eval mode they cover the whole vocabulary at any TP degree.
+        """
+        outputs = self.transformer(input_ids, attention_mask, position_ids, cache if cache is not None else
+                                   past_key_values, inputs_embeds, use_cache, output_hidden_states)
+        hidden = outputs.last_hidden_state
+        if logits_to_keep and labels is None:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            loss = lm_cross_entropy(logits[:, :-1], labels[:, 1:].to(logits.device), head=self.lm_head)
+        out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
+                                     hidden_states=outputs.hidden_states)
+        return out if return_dict else out.to_tuple()
+
+
+def last_token_index(input_ids, attention_mask, pad_token_id) -> torch.Tensor:
+    """Index of the last real token of each row, for left- or right-padded batches."""
+    if attention_mask is not None:
+        real = attention_mask.bool()
+    elif pad_token_id is not None and input_ids is not None:
+        real = input_ids != pad_token_id
+    else:
+        length = (input_ids if input_ids is not None else attention_mask).shape[1]
+        return torch.full((input_ids.shape[0],), length - 1, dtype=torch.long, device=input_ids.device)
+    positions = torch.arange(real.shape[1], device=real.device).expand_as(real)
+    return positions.masked_fill(~real, -1).max(dim=1).values.clamp(min=0)
+
+
+class MegatronGPTForSequenceClassification(MegatronGPTPreTrainedModel):
+    """Classifier on the top-layer state at the last real token (the pooling of arXiv 1812.01207)."""
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: MegatronGPTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = MegatronGPTModel(config)
+        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
+                output_hidden_states=None, return_dict=True, **kwargs):
+        outputs = self.transformer(input_ids, attention_mask, position_ids, None, inputs_embeds, False,
+                                   output_hidden_states)
+        hidden = outputs.last_hidden_state
+        index = last_token_index(input_ids, attention_mask, self.config.pad_token_id)
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+        logits = self.score(pooled)
+        loss = None
+        if labels is not None:
+            loss = self._classification_loss(logits, labels)
+        out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return out if return_dict else out.to_tuple()
+
+    def _classification_loss(self, logits, labels):
+        problem = self.config.problem_type
+        if problem is None:
+            if self.num_labels == 1:
+                problem = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                problem = "single_label_classification"
+            else:
+                problem = "multi_label_classification"
+            self.config.problem_type = problem
+        if problem == "regression":
+            return F.mse_loss(logits.squeeze(-1), labels.float().view(-1)) if self.num_labels == 1 else \
+                F.mse_loss(logits, labels.float())
+        if problem == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))

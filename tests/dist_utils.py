@@ -1,0 +1,37 @@
+"""Run a test body in N gloo processes on CPU (one thread each), the way torchrun would start them."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _entry(rank, fn, world_size, port, args):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    fn(rank, *args)
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def run_ranks(fn, *args, world_size: int = 2) -> None:
+    """Call fn(rank, *args) in `world_size` spawned processes; an assertion in any rank fails the test."""
+    mp.start_processes(_entry, args=(fn, world_size, free_port(), args), nprocs=world_size, join=True,
+                       start_method="spawn")
+
+
+def assert_close(actual, expected, rtol=1e-5, atol=1e-6, what=""):
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
