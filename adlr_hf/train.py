@@ -1,0 +1,238 @@
+"""`python -m adlr_hf.train`: train any adlr_hf model under `deepspeed`, `accelerate launch`, `torchrun` or `python`.
+
+Everything that can be checked without the process group (paths, batch arithmetic, TP vs world size, the resume
+folder) is checked first, so a bad command fails in a second with one clear message and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+def _world_size_from_env() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def validate(args) -> dict:
+    """Checks that need no process group; returns the resolved DeepSpeed config (or None for Accelerate)."""
+    from .data.text import SUPPORTED_EXTENSIONS  # noqa: F401 - import check only
+    from .parallel.state import check_tp_size
+    from .training.checkpoint import resolve_checkpoint
+    from .training.engines import load_deepspeed_config, resolve_batch_config
+
+    world = _world_size_from_env()
+    check_tp_size(args.tp, world)
+    for name in ("micro_batch_size", "grad_accum", "seq_len"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.data:
+        for path in args.data:
+            looks_local = os.sep in path or Path(path).suffix in SUPPORTED_EXTENSIONS or path.startswith(".")
+            if looks_local and not Path(path).exists():
+                raise FileNotFoundError(f"--data {path!r} does not exist; pass text/json/jsonl/parquet files or "
+                                        "folders (or omit --data for the embedded default corpus).")
+    if args.tokenizer not in (None, "train") and not Path(args.tokenizer).exists():
+        raise FileNotFoundError(f"--tokenizer {args.tokenizer!r} does not exist; pass a tokenizer folder or `train`.")
+    if args.resume is not None:
+        args.resume_checkpoint = resolve_checkpoint(args.resume)
+    ds_config = None
+    if args.engine == "deepspeed":
+        ds_config = resolve_batch_config(load_deepspeed_config(args.deepspeed_config), args.micro_batch_size,
+                                         args.grad_accum, world // args.tp, args.clip_grad)
+        from .training.engines import zero_stage
+
+        if zero_stage(ds_config) == 3 and args.tp > 1:
+            raise ValueError(f"ZeRO stage 3 cannot be combined with --tp {args.tp}; use ZeRO 0-2 with tensor "
+                             "parallelism, or --tp 1 with ZeRO-3.")
+    elif args.deepspeed_config:
+        raise ValueError("--deepspeed-config is for --engine deepspeed; with Accelerate pass DeepSpeed settings "
+                         "to `accelerate launch --use_deepspeed` (or use configs/accelerate/*.yaml).")
+    return ds_config
+
+
+def _load_model_config(args):
+    from transformers import AutoConfig
+
+    from .registry import get_config
+    from .training.args import parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    path = Path(args.model)
+    if path.is_file() and path.suffix == ".json":
+        raw = json.loads(path.read_text())
+        model_type = raw.pop("model_type", None)
+        if model_type is None:
+            raise ValueError(f"--model {args.model!r} has no model_type; it is not a config.json")
+        return AutoConfig.for_model(model_type, **{**raw, **overrides}), None
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"--model folder {args.model!r} has no config.json")
+        config = AutoConfig.from_pretrained(path, **overrides)
+        has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+        return config, (path if has_weights else None)
+    return get_config(args.model, **overrides), None
+
+
+def _prepare_tokenizer(args, raw_data, config, init_from, run_dir: Path, is_main: bool):
+    from .data.text import load_tokenizer, train_tokenizer
+
+    tok_dir = run_dir / "tokenizer"
+    source = args.tokenizer
+    if source is None:
+        source = str(init_from) if init_from is not None and (init_from / "tokenizer_config.json").exists() else "train"
+    if source == "train":
+        vocab = args.vocab_size or config.vocab_size
+        if is_main:
+            train_tokenizer(raw_data, vocab_size=vocab, out_dir=tok_dir, text_column="text")
+        _barrier()
+        return load_tokenizer(tok_dir)
+    tokenizer = load_tokenizer(source)
+    if is_main:
+        tokenizer.save_pretrained(tok_dir)
+    return tokenizer
+
+
+def _barrier():
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _rank0_first(fn, is_main):
+    """Run fn on rank 0 (which fills caches), then on the others (which read them)."""
+    result = fn() if is_main else None
+    _barrier()
+    return result if is_main else fn()
+
+
+def run(args) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    from .data.default_corpus import build_default_corpus
+    from .data.text import build_lm_dataset, load_text_dataset, make_lm_dataloader, steps_per_epoch
+    from .parallel import apply_tp_plan, init_parallel, model_parallel_seed
+    from .training.engines import AccelerateEngine, DeepSpeedEngine
+    from .training.schedule import build_scheduler
+    from .training.trainer import Trainer, TrainPlan
+
+    ds_config = validate(args)
+    engine = DeepSpeedEngine(ds_config) if args.engine == "deepspeed" else \
+        AccelerateEngine(args.grad_accum, args.clip_grad, args.micro_batch_size)
+    engine.init_distributed()
+    state = init_parallel(args.tp)
+    is_main = state.rank == 0
+    run_dir = Path(args.out)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    _barrier()
+
+    config, init_from = _load_model_config(args)
+    data_paths = args.data or [str(_rank0_first(build_default_corpus, is_main))]
+    raw = _rank0_first(lambda: load_text_dataset(data_paths if len(data_paths) > 1 else data_paths[0],
+                                                 text_column=args.text_column), is_main)
+    tokenizer = _prepare_tokenizer(args, raw, config, init_from, run_dir, is_main)
+    config.vocab_size = len(tokenizer) if init_from is None else config.vocab_size
+    config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    if args.seq_len > getattr(config, "max_position_embeddings", args.seq_len):
+        raise ValueError(f"--seq-len {args.seq_len} exceeds the model's max_position_embeddings="
+                         f"{config.max_position_embeddings}; lower --seq-len or --set max_position_embeddings=...")
+
+    packed = _rank0_first(lambda: build_lm_dataset(raw, tokenizer, args.seq_len, num_proc=args.num_proc,
+                                                   cache_dir=run_dir / "data_cache"), is_main)
+    n_eval = int(len(packed) * args.eval_fraction) if args.eval_fraction > 0 else 0
+    if args.eval_fraction > 0 and len(packed) >= 2:
+        n_eval = max(1, n_eval)
+    train_set = packed.select(range(len(packed) - n_eval))
+    eval_set = packed.select(range(len(packed) - n_eval, len(packed))) if n_eval else None
+
+    micro_per_epoch = steps_per_epoch(len(train_set), args.micro_batch_size, state.dp_size)
+    if micro_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training blocks of {args.seq_len} tokens are too few for micro batch "
+                         f"{args.micro_batch_size} × {state.dp_size} data-parallel ranks; add data or lower them.")
+    total_steps = args.steps or max(1, math.ceil((args.epochs or 1.0) * micro_per_epoch / args.grad_accum))
+
+    # TP-invariant initialisation: the full model is built from the seed on every rank, then sharded.
+    torch.manual_seed(args.seed)
+    if init_from is not None:
+        model = AutoModelForCausalLM.from_pretrained(init_from, config=config)
+    else:
+        model = AutoModelForCausalLM.from_config(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    if state.tp_size > 1:
+        apply_tp_plan(model, state.tp_group)
+    model_parallel_seed(args.seed, state.tp_rank)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+    scheduler = build_scheduler(optimizer, args.lr_schedule, total_steps, args.warmup_steps, args.lr, args.min_lr)
+    engine.setup(model, optimizer, scheduler, state)
+
+    train_loader = make_lm_dataloader(train_set, args.micro_batch_size, state.dp_rank, state.dp_size, args.seed)
+    eval_loader = None
+    if eval_set is not None:
+        eval_loader = make_lm_dataloader(eval_set, 1, state.dp_rank, state.dp_size, args.seed, shuffle=False,
+                                         drop_last=len(eval_set) >= state.dp_size)
+    plan = TrainPlan(total_steps=total_steps, grad_accum=args.grad_accum, micro_batch_size=args.micro_batch_size,
+                     seq_len=args.seq_len, save_every=args.save_every, eval_every=args.eval_every,
+                     log_every=args.log_every, progress=not args.no_progress,
+                     meta={"model": args.model, "data": data_paths, "seed": args.seed, **engine.describe()})
+    trainer = Trainer(engine, state, plan, train_loader, eval_loader, run_dir)
+    if getattr(args, "resume_checkpoint", None) is not None:
+        trainer.resume_from(args.resume_checkpoint)
+        train_loader = make_lm_dataloader(train_set, args.micro_batch_size, state.dp_rank, state.dp_size,
+                                          args.seed, start_step=trainer.consumed_micro_batches)
+        trainer.train_loader = train_loader
+    result = trainer.train()
+    if args.save_every and trainer.step % args.save_every:
+        trainer.save_checkpoint()
+
+    export_dir = None
+    if not args.no_export:
+        export_dir = run_dir / "model"
+        with engine.export_context():
+            if state.dp_rank == 0:
+                engine.module.save_pretrained(export_dir)
+        if is_main:
+            tokenizer.save_pretrained(export_dir)
+        _barrier()
+    info = {
+        "model": args.model, "model_type": config.model_type, "parameters": n_params, "tp": state.tp_size,
+        "dp": state.dp_size, "world_size": state.world_size, **engine.describe(), "data": data_paths,
+        "seq_len": args.seq_len, "micro_batch_size": args.micro_batch_size, "grad_accum": args.grad_accum,
+        "lr": args.lr, "seed": args.seed, **result, "out": str(run_dir),
+        "export": str(export_dir) if export_dir else None,
+    }
+    from .training.reporting import machine_name
+
+    info["machine"] = machine_name()
+    text = trainer.summary(info)
+    if text:
+        print(text, flush=True)
+    return info
+
+
+def main(argv=None) -> int:
+    from .training.args import build_parser
+
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"adlr_hf.train: error: {err}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Arguments shared by `python -m adlr_hf.train` and `adlr-hf train` (same names, same defaults)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    model = parser.add_argument_group("model and data")
+    model.add_argument("--model", default="megatron-gpt-tiny",
+                       help="registered variant (see `adlr-hf list`), a config.json, or a model folder to continue from")
+    model.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set hidden_dropout=0 (repeatable)")
+    model.add_argument("--data", nargs="+", default=None,
+                       help="text/json/jsonl/parquet files or folders, or a dataset name when online "
+                            "(default: an embedded corpus of Python standard-library docstrings)")
+    model.add_argument("--text-column", default="text")
+    model.add_argument("--tokenizer", default=None,
+                       help="tokenizer folder, or `train` to train a byte-level BPE on --data "
+                            "(default: the model folder's tokenizer, else `train`)")
+    model.add_argument("--vocab-size", type=int, default=None, help="vocabulary size when training a tokenizer")
+    model.add_argument("--seq-len", type=int, default=128)
+    model.add_argument("--eval-fraction", type=float, default=0.02,
+                       help="share of packed blocks held out for --eval-every (0 disables evaluation)")
+    model.add_argument("--num-proc", type=int, default=1, help="processes for tokenization")
+
+    par = parser.add_argument_group("parallelism and engine")
+    par.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (must divide the world size)")
+    par.add_argument("--engine", choices=["deepspeed", "accelerate"], default="deepspeed")
+    par.add_argument("--deepspeed-config", default=None,
+                     help="DeepSpeed JSON (e.g. configs/deepspeed/zero1.json); default: ZeRO-0 fp32")
+    par.add_argument("--nproc", type=int, default=None,
+                     help="`adlr-hf train` only: start this many local processes with the deepspeed launcher")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--steps", type=int, default=None, help="optimizer steps (default: from --epochs)")
+    opt.add_argument("--epochs", type=float, default=None, help="passes over the data (default 1 if --steps unset)")
+    opt.add_argument("--micro-batch-size", type=int, default=4)
+    opt.add_argument("--grad-accum", type=int, default=1)
+    opt.add_argument("--lr", type=float, default=3e-4)
+    opt.add_argument("--min-lr", type=float, default=0.0)
+    opt.add_argument("--lr-schedule", choices=["cosine", "linear", "constant"], default="cosine")
+    opt.add_argument("--warmup-steps", type=int, default=0)
+    opt.add_argument("--weight-decay", type=float, default=0.01)
+    opt.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0 disables clipping)")
+    opt.add_argument("--seed", type=int, default=1234)
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", default="runs/latest", help="run folder: checkpoints, metrics, the exported model")
+    run.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
+    run.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
+    run.add_argument("--log-every", type=int, default=1)
+    run.add_argument("--resume", default=None, help="a checkpoint folder or a run folder (its latest checkpoint)")
+    run.add_argument("--no-export", action="store_true", help="skip the final Hugging Face export")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    run.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def build_parser(prog: str = "python -m adlr_hf.train") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Train an adlr_hf model (DeepSpeed or Accelerate).")
+    return add_training_arguments(parser)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`KEY=VALUE` pairs with JSON-ish values (numbers, true/false, null) for config overrides."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r} is not KEY=VALUE; write e.g. --set hidden_dropout=0")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

@@ -1,0 +1,179 @@
+"""One model-agnostic training loop: the model's forward returns the loss; the engine does the rest."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..parallel import ParallelState
+from .checkpoint import CHECKPOINTS, checkpoint_name, load_rng, read_trainer_state, save_rng, write_trainer_state
+from .reporting import MetricsLog, format_summary, peak_memory_mib, plot_loss_curve
+
+
+@dataclass
+class TrainPlan:
+    """What the loop needs to know about a run, fixed before it starts."""
+
+    total_steps: int
+    grad_accum: int
+    micro_batch_size: int
+    seq_len: int
+    save_every: int = 0
+    eval_every: int = 0
+    log_every: int = 1
+    progress: bool = True
+    meta: dict = field(default_factory=dict)  # recorded in trainer_state.json and run_info.json
+
+    @property
+    def tokens_per_micro_batch(self) -> int:
+        return self.micro_batch_size * self.seq_len
+
+
+def _mean_over(group, value: float, count: float = 1.0) -> float:
+    """Weighted mean of `value` across a process group."""
+    if group is None and not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([value * count, count], dtype=torch.float64)
+    dist.all_reduce(t, group=group)
+    return (t[0] / t[1]).item()
+
+
+class Trainer:
+    def __init__(self, engine, state: ParallelState, plan: TrainPlan, train_loader, eval_loader, run_dir: Path):
+        self.engine, self.state, self.plan = engine, state, plan
+        self.train_loader, self.eval_loader = train_loader, eval_loader
+        self.run_dir = run_dir
+        self.is_main = state.rank == 0
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=self.is_main)
+        self.step = 0
+        self.consumed_micro_batches = 0  # per DP rank, since the start of training
+        self.tokens_seen = 0
+        self.last_eval_loss = None
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        ckpt = self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
+        self.engine.save(ckpt)
+        _barrier()
+        save_rng(ckpt, self.state.rank)
+        if self.is_main:
+            write_trainer_state(ckpt, {
+                "step": self.step, "consumed_micro_batches": self.consumed_micro_batches,
+                "tokens_seen": self.tokens_seen, "world_size": self.state.world_size, "tp": self.state.tp_size,
+                "dp": self.state.dp_size, "grad_accum": self.plan.grad_accum,
+                "micro_batch_size": self.plan.micro_batch_size, "seq_len": self.plan.seq_len, **self.plan.meta,
+            })
+            plot_loss_curve(self.metrics.records, self.run_dir / "loss_curve.png")
+        _barrier()
+        return ckpt
+
+    def resume_from(self, ckpt: Path) -> None:
+        saved = read_trainer_state(ckpt)
+        mine = {"tp": self.state.tp_size, "dp": self.state.dp_size, "grad_accum": self.plan.grad_accum,
+                "micro_batch_size": self.plan.micro_batch_size, "seq_len": self.plan.seq_len}
+        changed = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        if changed:
+            detail = ", ".join(f"{k}: checkpoint {a} vs now {b}" for k, (a, b) in changed.items())
+            raise ValueError(f"cannot resume {ckpt} exactly with different settings ({detail}); "
+                             "relaunch with the checkpoint's settings.")
+        self.engine.load(ckpt)
+        load_rng(ckpt, self.state.rank)
+        self.step = saved["step"]
+        self.consumed_micro_batches = saved["consumed_micro_batches"]
+        self.tokens_seen = saved["tokens_seen"]
+        self.metrics.truncate_after(self.step)
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        if self.eval_loader is None:
+            return None
+        self.engine.train(False)
+        total, count = 0.0, 0
+        for batch in self.eval_loader:
+            batch = {k: v.to(self.engine.device) for k, v in batch.items()}
+            loss = self.engine.module(**batch).loss
+            total += loss.item()
+            count += 1
+        self.engine.train(True)
+        loss = _mean_over(self.state.dp_group, total / max(count, 1), float(count))
+        self.last_eval_loss = loss
+        self.metrics.write({"split": "eval", "step": self.step, "loss": loss,
+                            "perplexity": float(torch.tensor(loss).exp())})
+        return loss
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def _batches(self):
+        loader = self.train_loader
+        sampler = loader.sampler
+        epoch = sampler.epoch
+        while True:
+            sampler.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    def train(self) -> dict:
+        plan, engine = self.plan, self.engine
+        engine.train(True)
+        batches = self._batches()
+        tokens_per_step = plan.tokens_per_micro_batch * plan.grad_accum * self.state.dp_size
+        bar = tqdm(total=plan.total_steps, initial=self.step, disable=not (self.is_main and plan.progress),
+                   desc="train", unit="step", dynamic_ncols=True)
+        start_step, started = self.step, time.perf_counter()
+        last_loss = float("nan")
+        while self.step < plan.total_steps:
+            step_started = time.perf_counter()
+            losses = []
+            for _ in range(plan.grad_accum):
+                batch = {k: v.to(engine.device) for k, v in next(batches).items()}
+                losses.append(engine.micro_step(batch).float().item())
+                self.consumed_micro_batches += 1
+            self.step += 1
+            self.tokens_seen += tokens_per_step
+            last_loss = _mean_over(self.state.dp_group, sum(losses) / len(losses))
+            elapsed = time.perf_counter() - step_started
+            if self.step % plan.log_every == 0 or self.step == plan.total_steps:
+                self.metrics.write({"split": "train", "step": self.step, "loss": last_loss, "lr": engine.lr(),
+                                    "grad_norm": engine.last_grad_norm, "tokens": self.tokens_seen,
+                                    "tokens_per_second": tokens_per_step / max(elapsed, 1e-9)})
+            bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tokens_per_step / max(elapsed, 1e-9):,.0f}")
+            bar.update(1)
+            if plan.eval_every and self.step % plan.eval_every == 0:
+                self.evaluate()
+            if plan.save_every and self.step % plan.save_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        seconds = time.perf_counter() - started
+        if self.eval_loader is not None and (not plan.eval_every or self.step % plan.eval_every):
+            self.evaluate()
+        steps_run = self.step - start_step
+        return {
+            "steps": self.step, "steps_this_run": steps_run, "tokens": self.tokens_seen, "seconds": seconds,
+            "tokens_per_second": steps_run * tokens_per_step / max(seconds, 1e-9), "final_loss": last_loss,
+            "eval_loss": self.last_eval_loss,
+        }
+
+    def summary(self, info: dict) -> str | None:
+        memory = peak_memory_mib(self.engine.device)
+        per_rank = [memory]
+        if dist.is_available() and dist.is_initialized():
+            per_rank = [None] * dist.get_world_size()
+            dist.all_gather_object(per_rank, memory)
+        info["peak_memory_mib"] = per_rank
+        if self.is_main:
+            (self.run_dir / "run_info.json").write_text(json.dumps(info, indent=2))
+            if self.metrics.records:
+                plot_loss_curve(self.metrics.records, self.run_dir / "loss_curve.png")
+            return format_summary(info, per_rank)
+        return None
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,174 @@
+"""Megatron-GPT on one process: HF conventions, cache, padding, loss, saving and loading."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+import adlr_hf
+from adlr_hf import MegatronGPTConfig, MegatronGPTForCausalLM, MegatronGPTForSequenceClassification, get_config
+from adlr_hf.models.megatron_gpt.modeling_megatron_gpt import last_token_index
+
+
+def tiny(**overrides):
+    base = dict(hidden_dropout=0.0, attention_dropout=0.0, embedding_dropout=0.0)
+    return get_config("megatron-gpt-tiny", **{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return MegatronGPTForCausalLM(tiny()).eval()
+
+
+def test_output_has_loss_first_and_gpt2_label_shift(model):
+    ids = torch.randint(0, 1024, (2, 12), generator=torch.Generator().manual_seed(0))
+    out = model(ids, labels=ids)
+    assert list(out.keys())[0] == "loss"
+    manual = F.cross_entropy(out.logits[:, :-1].reshape(-1, 1024), ids[:, 1:].reshape(-1))
+    torch.testing.assert_close(out.loss, manual)
+    labels = ids.clone()
+    labels[:, :6] = -100
+    masked = model(ids, labels=labels).loss
+    manual = F.cross_entropy(out.logits[:, 5:-1].reshape(-1, 1024), ids[:, 6:].reshape(-1))
+    torch.testing.assert_close(masked, manual)
+
+
+def test_initialisation_follows_megatron(model):
+    config = model.config
+    layer = model.transformer.layers[0]
+    std_out = layer.self_attention.dense.weight.std().item()
+    std_in = layer.self_attention.query_key_value.weight.std().item()
+    assert abs(std_in - 0.02) < 0.003
+    assert abs(std_out - 0.02 / (2 * config.num_layers) ** 0.5) < 0.002
+    assert torch.count_nonzero(layer.mlp.dense_h_to_4h.bias) == 0
+    assert model.lm_head.weight is model.transformer.word_embeddings.weight
+
+
+def test_cache_gives_the_same_logits_as_a_full_forward(model):
+    ids = torch.randint(0, 1024, (2, 10), generator=torch.Generator().manual_seed(1))
+    full = model(ids, use_cache=False).logits
+    first = model(ids[:, :7], use_cache=True)
+    step = model(ids[:, 7:], cache=first.cache, use_cache=True)
+    torch.testing.assert_close(step.logits, full[:, 7:], rtol=1e-5, atol=1e-5)
+
+
+def test_left_padding_does_not_change_a_prompts_logits(model):
+    ids = torch.randint(1, 1024, (1, 8), generator=torch.Generator().manual_seed(2))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
+    mask = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 8, dtype=torch.long)], dim=1)
+    plain = model(ids).logits
+    with_pad = model(padded, attention_mask=mask).logits[:, 3:]
+    torch.testing.assert_close(with_pad, plain, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(model(padded, attention_mask=mask).logits).all()
+
+
+def test_generate_greedy_equals_manual_loop_and_sampling_runs(model):
+    prompt = torch.randint(1, 1024, (2, 4), generator=torch.Generator().manual_seed(3))
+    out = model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    ids = prompt
+    for _ in range(6):
+        ids = torch.cat([ids, model(ids, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, ids)
+    torch.manual_seed(0)
+    sampled = model.generate(prompt, max_new_tokens=5, do_sample=True, top_k=20, pad_token_id=0, eos_token_id=None)
+    assert sampled.shape == (2, 9)
+    beams = model.generate(prompt, max_new_tokens=5, num_beams=3, pad_token_id=0, eos_token_id=None)
+    assert beams.shape == (2, 9)
+
+
+def test_save_and_auto_load_round_trip(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert config.model_type == "adlr_megatron_gpt" and isinstance(config, MegatronGPTConfig)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert type(loaded) is MegatronGPTForCausalLM
+    ids = torch.randint(0, 1024, (2, 9))
+    assert torch.equal(loaded(ids).logits, model(ids).logits)
+    assert type(AutoModel.from_pretrained(tmp_path)).__name__ == "MegatronGPTModel"
+    assert "auto_map" in (tmp_path / "config.json").read_text()
+    assert (tmp_path / "modeling_megatron_gpt.py").exists()
+
+
+def test_remote_code_loads_where_adlr_hf_is_not_importable(model, tmp_path):
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    ids = torch.randint(0, 1024, (1, 7), generator=torch.Generator().manual_seed(4))
+    torch.save({"ids": ids, "logits": model(ids).logits}, tmp_path / "expected.pt")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path = [p for p in sys.path if p not in ("", {repr(os.getcwd())})]
+
+        class NoAdlrHf:  # the editable install's import hook would otherwise still find the package
+            @staticmethod
+            def find_spec(name, path=None, target=None):
+                if name == "adlr_hf" or name.startswith("adlr_hf."):
+                    raise ModuleNotFoundError("No module named 'adlr_hf'")
+                return None
+
+        sys.meta_path.insert(0, NoAdlrHf)
+        try:
+            import adlr_hf
+            raise SystemExit("adlr_hf must not be importable here")
+        except ImportError:
+            pass
+        import torch
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        expected = torch.load({str(tmp_path / 'expected.pt')!r})
+        torch.testing.assert_close(model(expected["ids"]).logits, expected["logits"])
+        print("remote-code-ok", type(model).__module__)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HOME"] = str(tmp_path / "hf_home")
+    # -I: isolated mode, so neither the working directory nor an editable install's path hooks apply.
+    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "remote-code-ok transformers_modules" in result.stdout
+
+
+def test_sequence_classification_pools_the_last_real_token():
+    torch.manual_seed(0)
+    clf = MegatronGPTForSequenceClassification(tiny(num_labels=3, pad_token_id=0)).eval()
+    ids = torch.randint(1, 1024, (1, 6))
+    alone = clf(ids).logits
+    right = clf(torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], 1),
+                attention_mask=torch.tensor([[1] * 6 + [0] * 3])).logits
+    left = clf(torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1),
+               attention_mask=torch.tensor([[0] * 3 + [1] * 6])).logits
+    torch.testing.assert_close(right, alone, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(left, alone, rtol=1e-5, atol=1e-5)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    assert last_token_index(None, mask, 0).tolist() == [2, 4, 4]
+    assert last_token_index(torch.tensor([[5, 6, 0, 0]]), None, 0).tolist() == [1]
+    multi = clf(ids, labels=torch.tensor([[1.0, 0.0, 1.0]]))
+    torch.testing.assert_close(multi.loss, F.binary_cross_entropy_with_logits(multi.logits,
+                                                                             torch.tensor([[1.0, 0.0, 1.0]])))
+    assert type(AutoModelForSequenceClassification.from_config(tiny(num_labels=2))).__name__ == \
+        "MegatronGPTForSequenceClassification"
+
+
+def test_bad_configs_and_variants_fail_clearly():
+    with pytest.raises(ValueError, match="hidden_size=100 is not divisible by num_attention_heads=3"):
+        MegatronGPTConfig(hidden_size=100, num_attention_heads=3)
+    with pytest.raises(ValueError, match="num_attention_heads=4 is not divisible by tp_size=3"):
+        tiny().check_tp_size(3)
+    with pytest.raises(ValueError, match="unknown model variant 'megatron-gpt-355M'.*megatron-gpt-355m"):
+        get_config("megatron-gpt-355M")
+    model = MegatronGPTForCausalLM(tiny())
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings=128"):
+        model(torch.zeros(1, 129, dtype=torch.long))
+
+
+def test_registered_variants_have_the_paper_sizes():
+    rows = {r["name"]: r for r in adlr_hf.list_models()}
+    assert round(rows["megatron-gpt-355m"]["parameters"] / 1e6) == 355
+    assert round(rows["megatron-gpt-8.3b"]["parameters"] / 1e9, 1) == 8.3
+    config = get_config("megatron-gpt-355m")
+    assert (config.num_layers, config.hidden_size, config.num_attention_heads) == (24, 1024, 16)
