@@ -11,6 +11,7 @@ from .models.megatron_gpt import (
     MegatronGPTForSequenceClassification,
     MegatronGPTModel,
 )
+from .parallel.hf_native import register_hf_styles
 from .registry import get_config, list_models
 
 __version__ = "0.1.0"
@@ -27,6 +28,8 @@ def _register() -> None:
     MegatronGPTModel.register_for_auto_class("AutoModel")
     MegatronGPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
     MegatronGPTForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+    # Our two TP styles transformers lacks, so `distributed_config=DistributedConfig(tp_plan="auto")` also works.
+    register_hf_styles()
 
 
 _register()

@@ -15,6 +15,12 @@ class TensorParallelMixin:
 
     @classmethod
     def from_pretrained(cls, *args, tp_size: int | None = None, **kwargs):
+        if kwargs.get("distributed_config") is not None:
+            # transformers' own TP shards the weights itself (DTensor); ours must not shard them again.
+            if tp_size not in (None, 1):
+                raise ValueError(f"tp_size={tp_size} and distributed_config are two ways to shard the same model; "
+                                 "pass only one of them.")
+            return super().from_pretrained(*args, **kwargs)
         model = super().from_pretrained(*args, **kwargs)
         state = get_parallel_state()
         if tp_size is None:
