@@ -172,33 +172,39 @@ class VocabParallelEmbedding(_VocabSharded):
 
 
 class VocabParallelLMHead(_VocabSharded):
-    """Output projection onto this rank's vocabulary slice (usually tied to a VocabParallelEmbedding).
+    """Output projection onto this rank's vocabulary slice (usually tied to a VocabParallelEmbedding), with an
+    optional per-token bias split like the rows.
 
     In training mode it returns this rank's slice of the logits, for the vocab-parallel cross entropy (the full
     logits are never gathered). In eval mode it gathers them and strips the padding, so generation and evaluation
     see the ordinary [..., vocab_size] logits. Padding columns are set to the dtype's minimum so they never win.
     """
 
-    def __init__(self, in_features, num_embeddings, group=None, multiple=128, master_weight=None):
+    def __init__(self, in_features, num_embeddings, group=None, multiple=128, master_weight=None, bias=False,
+                 master_bias=None):
         super().__init__()
         self._init_vocab(num_embeddings, group, multiple)
+        self.partition = {"weight": (0, 1), "bias": (0, 1)}
         self.in_features, self.out_features = in_features, num_embeddings
         if master_weight is None:
-            master_weight = nn.Linear(in_features, num_embeddings, bias=False).weight.data
+            dense = nn.Linear(in_features, num_embeddings, bias=bias)
+            master_weight, master_bias = dense.weight.data, (dense.bias.data if bias else None)
         self._set_param("weight", pad_rows(master_weight, self.padded_num_embeddings))
+        # A per-token output bias (BERT's MLM decoder) is split with the vocabulary like the weight rows.
+        self._set_param("bias", pad_rows(master_bias, self.padded_num_embeddings) if bias else None)
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, group, multiple=128) -> "VocabParallelLMHead":
-        if linear.bias is not None:
-            raise ValueError("VocabParallelLMHead has no bias; the LM head to shard must be bias-free.")
-        return cls(linear.in_features, linear.out_features, group, multiple, linear.weight.data)
+        bias = linear.bias is not None
+        return cls(linear.in_features, linear.out_features, group, multiple, linear.weight.data, bias,
+                   linear.bias.data if bias else None)
 
     @property
     def returns_parallel_logits(self) -> bool:
         return self.training
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = F.linear(copy_to_tp_region(hidden, self.tp_group), self.weight)
+        logits = F.linear(copy_to_tp_region(hidden, self.tp_group), self.weight, self.bias)
         if self.num_real_local < logits.shape[-1]:
             logits = torch.cat(
                 [logits[..., : self.num_real_local],

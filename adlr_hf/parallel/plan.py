@@ -51,7 +51,7 @@ STYLES: dict[str, Style] = {
     "embedding_rowwise": Style(nn.Embedding, lambda m, g, mult: VocabParallelEmbedding.from_dense(m, g, mult),
                                {"weight": (0, 1)}, vocab=True),
     "vocab_lm_head": Style(nn.Linear, lambda m, g, mult: VocabParallelLMHead.from_dense(m, g, mult),
-                           {"weight": (0, 1)}, vocab=True),
+                           {"weight": (0, 1), "bias": (0, 1)}, vocab=True),
 }
 STYLES["colwise_gather_output"] = STYLES["colwise_rep"]
 STYLES["vocab"] = STYLES["embedding_rowwise"]
@@ -182,7 +182,7 @@ def _gather_param(module: _ParallelModule, param: str, local: torch.Tensor) -> t
         shards = [torch.empty_like(local) for _ in range(module.tp_size)]
         dist.all_gather(shards, local.contiguous(), group=module.tp_group)
         full = merge_shards(shards, spec[0], spec[1])
-    if hasattr(module, "num_embeddings") and param == "weight":
+    if hasattr(module, "num_embeddings") and param in ("weight", "bias"):  # strip the vocab padding
         full = full[: module.num_embeddings]
     return full.detach().cpu().clone()
 

@@ -167,7 +167,12 @@ class AccelerateEngine:
         from accelerate import Accelerator
         from accelerate.utils import InitProcessGroupKwargs
 
-        handlers = [] if _on_gpu() else [InitProcessGroupKwargs(backend="gloo")]
+        multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        handlers = [InitProcessGroupKwargs(backend="gloo")] if multi_process and not _on_gpu() else []
+        if not _on_gpu() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+            import deepspeed
+
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False  # as in DeepSpeedEngine: no JIT build
         self.accelerator = Accelerator(gradient_accumulation_steps=self.grad_accum, kwargs_handlers=handlers,
                                        step_scheduler_with_optimizer=False)
 
@@ -176,8 +181,6 @@ class AccelerateEngine:
         return self.accelerator.state.deepspeed_plugin is not None
 
     def setup(self, model, optimizer, scheduler, state: ParallelState):
-        from accelerate.utils import DistributedDataParallelKwargs
-
         if self.uses_deepspeed:
             if state.tp_size > 1:
                 raise ValueError("Accelerate's DeepSpeed integration cannot use tensor parallelism; run with "
@@ -225,11 +228,26 @@ class AccelerateEngine:
     def train(self, mode=True):
         self.model.train(mode)
 
+    def _tp_shard_file(self, checkpoint_dir: Path) -> Path:
+        return checkpoint_dir / f"tp_rank_{self.state.tp_rank:02d}_model_optim.pt"
+
     def save(self, checkpoint_dir: Path) -> None:
         self.accelerator.save_state(str(checkpoint_dir))
+        if self.state.tp_size > 1 and self.state.dp_rank == 0:
+            # save_state writes the model and optimizer from the main process only (DDP replicas are identical);
+            # under TP every rank of a replica holds different shards, so each TP rank saves its own.
+            torch.save({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict()},
+                       self._tp_shard_file(checkpoint_dir))
 
     def load(self, checkpoint_dir: Path) -> None:
         self.accelerator.load_state(str(checkpoint_dir))
+        if self.state.tp_size > 1:
+            shard = self._tp_shard_file(checkpoint_dir)
+            if not shard.is_file():
+                raise FileNotFoundError(f"{shard} is missing: the checkpoint was not written at TP={self.state.tp_size}")
+            saved = torch.load(shard, map_location="cpu", weights_only=True)
+            self.module.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
 
     def export_context(self):
         import contextlib

@@ -19,6 +19,8 @@ def test_tp_and_dp_layouts_with_zero_stages_train(tmp_path):
     corpus = write_corpus(tmp_path)
     tp2 = [common_flags(corpus, tmp_path / f"tp2_z{s}", steps=8) + _zero(s) + ["--tp", "2"] for s in (1, 2)]
     dp2 = [common_flags(corpus, tmp_path / f"dp2_z{s}", steps=8) + _zero(s) + ["--tp", "1"] for s in (1, 2, 3)]
+    dp2.append(common_flags(corpus, tmp_path / "bf16_z2", steps=8) + ["--tp", "1", "--deepspeed-config",
+                                                                       "configs/deepspeed/zero2_bf16.json"])
     run_ranks(run_all, tp2)
     run_ranks(run_all, dp2)
     for name in ("tp2_z1", "tp2_z2", "dp2_z1", "dp2_z2", "dp2_z3"):
@@ -29,6 +31,9 @@ def test_tp_and_dp_layouts_with_zero_stages_train(tmp_path):
         assert (info["tp"], info["dp"]) == ((2, 1) if name.startswith("tp2") else (1, 2))
         assert info["zero_stage"] == int(name[-1])
         assert (tmp_path / name / "model" / "model.safetensors").is_file()
+    bf16 = train_losses(tmp_path / "bf16_z2")
+    assert bf16[-1] < bf16[0] - 0.5, f"bf16 loss did not fall: {bf16}"
+    assert json.loads((tmp_path / "bf16_z2" / "run_info.json").read_text())["bf16"] is True
     # TP=2 and TP=1 at DP=2 see different batches per rank, but ZeRO-1 and ZeRO-2 must agree with each other.
     assert train_losses(tmp_path / "tp2_z1") == pytest.approx(train_losses(tmp_path / "tp2_z2"), rel=1e-5)
     assert train_losses(tmp_path / "dp2_z1") == pytest.approx(train_losses(tmp_path / "dp2_z3"), rel=1e-5)

@@ -1,0 +1,1 @@
+../../layers/partial_conv.py
