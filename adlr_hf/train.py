@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 
 def _world_size_from_env() -> int:
@@ -82,45 +81,12 @@ def _load_model_config(args):
     return get_config(args.model, **overrides), None
 
 
-def _prepare_tokenizer(args, raw_data, config, init_from, run_dir: Path, is_main: bool):
-    from .data.text import load_tokenizer, train_tokenizer
-
-    tok_dir = run_dir / "tokenizer"
-    source = args.tokenizer
-    if source is None:
-        source = str(init_from) if init_from is not None and (init_from / "tokenizer_config.json").exists() else "train"
-    if source == "train":
-        vocab = args.vocab_size or config.vocab_size
-        if is_main:
-            train_tokenizer(raw_data, vocab_size=vocab, out_dir=tok_dir, text_column="text")
-        _barrier()
-        return load_tokenizer(tok_dir)
-    tokenizer = load_tokenizer(source)
-    if is_main:
-        tokenizer.save_pretrained(tok_dir)
-    return tokenizer
-
-
-def _barrier():
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _rank0_first(fn, is_main):
-    """Run fn on rank 0 (which fills caches), then on the others (which read them)."""
-    result = fn() if is_main else None
-    _barrier()
-    return result if is_main else fn()
-
-
 def run(args) -> dict:
-    from transformers import AutoModelForCausalLM
-
-    from .data.default_corpus import build_default_corpus
-    from .data.text import build_lm_dataset, load_text_dataset, make_lm_dataloader, steps_per_epoch
     from .parallel import apply_tp_plan, init_parallel, model_parallel_seed
     from .training.engines import AccelerateEngine, DeepSpeedEngine
+    from .training.reporting import machine_name
     from .training.schedule import build_scheduler
+    from .training.tasks import barrier, seeded_collate, task_for
     from .training.trainer import Trainer, TrainPlan
 
     ds_config = validate(args)
@@ -132,67 +98,60 @@ def run(args) -> dict:
     run_dir = Path(args.out)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    _barrier()
+    barrier()
 
     config, init_from = _load_model_config(args)
-    data_paths = args.data or [str(_rank0_first(build_default_corpus, is_main))]
-    raw = _rank0_first(lambda: load_text_dataset(data_paths if len(data_paths) > 1 else data_paths[0],
-                                                 text_column=args.text_column), is_main)
-    tokenizer = _prepare_tokenizer(args, raw, config, init_from, run_dir, is_main)
-    config.vocab_size = len(tokenizer) if init_from is None else config.vocab_size
-    config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id
-    config.pad_token_id = tokenizer.pad_token_id
-    if args.seq_len > getattr(config, "max_position_embeddings", args.seq_len):
-        raise ValueError(f"--seq-len {args.seq_len} exceeds the model's max_position_embeddings="
-                         f"{config.max_position_embeddings}; lower --seq-len or --set max_position_embeddings=...")
+    task = task_for(config, args.task)
+    data = task.build(args, config, init_from, run_dir, is_main)
+    from .data.sampling import make_dp_dataloader, steps_per_epoch
 
-    packed = _rank0_first(lambda: build_lm_dataset(raw, tokenizer, args.seq_len, num_proc=args.num_proc,
-                                                   cache_dir=run_dir / "data_cache"), is_main)
-    n_eval = int(len(packed) * args.eval_fraction) if args.eval_fraction > 0 else 0
-    if args.eval_fraction > 0 and len(packed) >= 2:
-        n_eval = max(1, n_eval)
-    train_set = packed.select(range(len(packed) - n_eval))
-    eval_set = packed.select(range(len(packed) - n_eval, len(packed))) if n_eval else None
-
-    micro_per_epoch = steps_per_epoch(len(train_set), args.micro_batch_size, state.dp_size)
+    micro_per_epoch = steps_per_epoch(len(data.train), args.micro_batch_size, state.dp_size)
     if micro_per_epoch == 0:
-        raise ValueError(f"{len(train_set)} training blocks of {args.seq_len} tokens are too few for micro batch "
-                         f"{args.micro_batch_size} × {state.dp_size} data-parallel ranks; add data or lower them.")
+        raise ValueError(f"{len(data.train)} training samples are too few for micro batch {args.micro_batch_size} × "
+                         f"{state.dp_size} data-parallel ranks; add data or lower them.")
     total_steps = args.steps or max(1, math.ceil((args.epochs or 1.0) * micro_per_epoch / args.grad_accum))
 
     # TP-invariant initialisation: the full model is built from the seed on every rank, then sharded.
     torch.manual_seed(args.seed)
     if init_from is not None:
-        model = AutoModelForCausalLM.from_pretrained(init_from, config=config)
+        model = task.auto_class.from_pretrained(init_from, config=config)
     else:
-        model = AutoModelForCausalLM.from_config(config)
+        model = task.auto_class.from_config(config)
     n_params = sum(p.numel() for p in model.parameters())
     if state.tp_size > 1:
         apply_tp_plan(model, state.tp_group)
     model_parallel_seed(args.seed, state.tp_rank)
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     scheduler = build_scheduler(optimizer, args.lr_schedule, total_steps, args.warmup_steps, args.lr, args.min_lr)
     engine.setup(model, optimizer, scheduler, state)
 
-    train_loader = make_lm_dataloader(train_set, args.micro_batch_size, state.dp_rank, state.dp_size, args.seed)
+    def train_loader(start_step=0):
+        return make_dp_dataloader(data.train, args.micro_batch_size, state.dp_rank, state.dp_size, args.seed,
+                                  data.collate, start_step)
+
     eval_loader = None
-    if eval_set is not None:
-        eval_loader = make_lm_dataloader(eval_set, 1, state.dp_rank, state.dp_size, args.seed, shuffle=False,
-                                         drop_last=len(eval_set) >= state.dp_size)
+    if data.eval is not None:
+        eval_loader = make_dp_dataloader(data.eval, args.micro_batch_size, state.dp_rank, state.dp_size, args.seed,
+                                         data.eval_collate or data.collate, shuffle=False,
+                                         drop_last=len(data.eval) >= state.dp_size * args.micro_batch_size)
     plan = TrainPlan(total_steps=total_steps, grad_accum=args.grad_accum, micro_batch_size=args.micro_batch_size,
-                     seq_len=args.seq_len, save_every=args.save_every, eval_every=args.eval_every,
-                     log_every=args.log_every, progress=not args.no_progress,
-                     meta={"model": args.model, "data": data_paths, "seed": args.seed, **engine.describe()})
-    trainer = Trainer(engine, state, plan, train_loader, eval_loader, run_dir)
+                     units_per_sample=data.units_per_sample, unit=data.unit, seq_len=args.seq_len,
+                     save_every=args.save_every, eval_every=args.eval_every, log_every=args.log_every,
+                     progress=not args.no_progress,
+                     meta={"model": args.model, "task": task.name, "data": data.data, "seed": args.seed,
+                           **engine.describe()})
+    generators = {}
+    if (generator := seeded_collate(data.collate)) is not None:
+        generators["collate"] = generator
+    trainer = Trainer(engine, state, plan, train_loader(), eval_loader, run_dir, eval_counts=task.eval_counts,
+                      generators=generators)
     if getattr(args, "resume_checkpoint", None) is not None:
         trainer.resume_from(args.resume_checkpoint)
-        train_loader = make_lm_dataloader(train_set, args.micro_batch_size, state.dp_rank, state.dp_size,
-                                          args.seed, start_step=trainer.consumed_micro_batches)
-        trainer.train_loader = train_loader
+        trainer.train_loader = train_loader(trainer.consumed_micro_batches)
     result = trainer.train()
     if args.save_every and trainer.step % args.save_every:
         trainer.save_checkpoint()
@@ -204,18 +163,15 @@ def run(args) -> dict:
             if state.dp_rank == 0:
                 engine.module.save_pretrained(export_dir)
         if is_main:
-            tokenizer.save_pretrained(export_dir)
-        _barrier()
+            data.processor.save_pretrained(export_dir)
+        barrier()
     info = {
-        "model": args.model, "model_type": config.model_type, "parameters": n_params, "tp": state.tp_size,
-        "dp": state.dp_size, "world_size": state.world_size, **engine.describe(), "data": data_paths,
-        "seq_len": args.seq_len, "micro_batch_size": args.micro_batch_size, "grad_accum": args.grad_accum,
-        "lr": args.lr, "seed": args.seed, **result, "out": str(run_dir),
-        "export": str(export_dir) if export_dir else None,
+        "model": args.model, "model_type": config.model_type, "task": task.name, "parameters": n_params,
+        "tp": state.tp_size, "dp": state.dp_size, "world_size": state.world_size, **engine.describe(),
+        "data": data.data, "seq_len": args.seq_len if data.unit == "tokens" else None,
+        "micro_batch_size": args.micro_batch_size, "grad_accum": args.grad_accum, "lr": args.lr, "seed": args.seed,
+        **result, "out": str(run_dir), "export": str(export_dir) if export_dir else None, "machine": machine_name(),
     }
-    from .training.reporting import machine_name
-
-    info["machine"] = machine_name()
     text = trainer.summary(info)
     if text:
         print(text, flush=True)

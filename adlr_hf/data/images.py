@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .text import DPSampler, steps_per_epoch
+from .sampling import check_int as _check_int, make_dp_dataloader
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "load_image_folder", "label_names", "train_transform", "eval_transform",
@@ -48,11 +48,6 @@ __all__ = [
 
 IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
 IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
 
 
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "test"}
@@ -156,16 +151,5 @@ def make_image_dataloader(dataset: Any, micro_batch_size: int, dp_rank: int, dp_
     `drop_last=True` gives disjoint shards and full batches only; `drop_last=False` (for evaluation: use
     shuffle=False) pads the shards by repeating samples and keeps each rank's final partial batch.
     """
-    _check_int("micro_batch_size", micro_batch_size, 1)
-    _check_int("start_step", start_step, 0)
-    n = len(dataset)
-    steps = steps_per_epoch(n, micro_batch_size, dp_size, drop_last)
-    if steps == 0:
-        raise ValueError(f"the dataset has {n} images: with dp_size={dp_size} and micro_batch_size={micro_batch_size} "
-                         "each rank gets no full micro-batch; use more data, a smaller micro_batch_size or "
-                         "drop_last=False")
-    epoch, step_in_epoch = divmod(start_step, steps)
-    sampler = DPSampler(n, dp_rank, dp_size, seed=seed, shuffle=shuffle, drop_last=drop_last, epoch=epoch,
-                        start_index=step_in_epoch * micro_batch_size)
-    return DataLoader(dataset, batch_size=micro_batch_size, sampler=sampler, drop_last=drop_last,
-                      collate_fn=image_collate, num_workers=num_workers, pin_memory=pin_memory)
+    return make_dp_dataloader(dataset, micro_batch_size, dp_rank, dp_size, seed, image_collate, start_step, drop_last,
+                              shuffle=shuffle, num_workers=num_workers, pin_memory=pin_memory, what="images")

@@ -232,7 +232,7 @@ def _training_summary(source: Source) -> dict | None:
     evals = [r for r in source.metrics if r.get("split") == "eval"]
     if source.kind == "checkpoint" and state:
         info["steps"] = state.get("step")
-        info["tokens"] = state.get("tokens_seen")
+        info[state.get("unit", "tokens")] = state.get("units_seen")
         train = [r for r in train if r.get("step", 0) <= state.get("step", 0)]
         evals = [r for r in evals if r.get("step", 0) <= state.get("step", 0)]
         info["final_loss"] = train[-1]["loss"] if train else None

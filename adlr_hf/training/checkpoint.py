@@ -23,38 +23,41 @@ def rng_file(checkpoint_dir: Path, rank: int) -> Path:
     return checkpoint_dir / f"rng_state_rank{rank}.pt"
 
 
-def capture_rng() -> dict:
+def capture_rng(generators: dict | None = None) -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "tracker": get_rng_tracker().get_states(),
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
-def restore_rng(state: dict) -> None:
+def restore_rng(state: dict, generators: dict | None = None) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     get_rng_tracker().set_states(state["tracker"])
+    for name, generator in (generators or {}).items():
+        generator.set_state(state["generators"][name])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save_rng(checkpoint_dir: Path, rank: int) -> None:
+def save_rng(checkpoint_dir: Path, rank: int, generators: dict | None = None) -> None:
     # pickle (not weights_only) for python/numpy RNG tuples; this file is written and read by the run itself.
-    torch.save(capture_rng(), rng_file(checkpoint_dir, rank))
+    torch.save(capture_rng(generators), rng_file(checkpoint_dir, rank))
 
 
-def load_rng(checkpoint_dir: Path, rank: int) -> None:
+def load_rng(checkpoint_dir: Path, rank: int, generators: dict | None = None) -> None:
     path = rng_file(checkpoint_dir, rank)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the checkpoint was written by a run with another number of "
                                 "processes; resume with the same launcher settings.")
-    restore_rng(torch.load(path, weights_only=False))
+    restore_rng(torch.load(path, weights_only=False), generators)
 
 
 def write_trainer_state(checkpoint_dir: Path, state: dict) -> None:

@@ -297,7 +297,7 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
             tokenizer.save_pretrained(tmp)
         (tmp / "adlr_hf_export.json").write_text(json.dumps(
             {"checkpoint": str(checkpoint_dir.resolve()), "step": trainer_state.get("step"),
-             "tokens_seen": trainer_state.get("tokens_seen"), "tp": trainer_state.get("tp"),
+             "units_seen": trainer_state.get("units_seen"), "unit": trainer_state.get("unit"), "tp": trainer_state.get("tp"),
              "engine": trainer_state.get("engine"), "zero_stage": trainer_state.get("zero_stage")}, indent=2))
         if out_dir.exists():
             os.replace(out_dir, old)

@@ -74,13 +74,14 @@ def machine_name() -> str:
 
 
 def format_summary(info: dict, per_rank_memory: list[float]) -> str:
+    unit = info.get("unit", "tokens")
     lines = [
         "─" * 60,
         f" model        {info['model']}  ({info['parameters']:,} parameters)",
         f" parallelism  TP={info['tp']} × DP={info['dp']}  engine={info['engine']}"
         + (f" ZeRO-{info['zero_stage']}" if info.get("zero_stage") is not None else ""),
-        f" steps        {info['steps']}  tokens seen {info['tokens']:,}",
-        f" throughput   {info['tokens_per_second']:,.0f} tokens/s  ({info['seconds']:.1f} s)",
+        f" steps        {info['steps']}  {unit} seen {info[unit]:,}",
+        f" throughput   {info[unit + '_per_second']:,.0f} {unit}/s  ({info['seconds']:.1f} s)",
         f" final loss   {info['final_loss']:.4f}" + (f"  eval loss {info['eval_loss']:.4f}"
                                                     if info.get("eval_loss") is not None else ""),
         " peak memory  " + ", ".join(f"rank{r}: {m:,.0f} MiB" for r, m in enumerate(per_rank_memory)),

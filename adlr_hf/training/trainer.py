@@ -23,6 +23,8 @@ class TrainPlan:
     total_steps: int
     grad_accum: int
     micro_batch_size: int
+    units_per_sample: int  # tokens per sample for text, 1 for images
+    unit: str  # what throughput counts: "tokens" or "images"
     seq_len: int
     save_every: int = 0
     eval_every: int = 0
@@ -31,8 +33,8 @@ class TrainPlan:
     meta: dict = field(default_factory=dict)  # recorded in trainer_state.json and run_info.json
 
     @property
-    def tokens_per_micro_batch(self) -> int:
-        return self.micro_batch_size * self.seq_len
+    def units_per_micro_batch(self) -> int:
+        return self.micro_batch_size * self.units_per_sample
 
 
 def _mean_over(group, value: float, count: float = 1.0) -> float:
@@ -45,15 +47,18 @@ def _mean_over(group, value: float, count: float = 1.0) -> float:
 
 
 class Trainer:
-    def __init__(self, engine, state: ParallelState, plan: TrainPlan, train_loader, eval_loader, run_dir: Path):
+    def __init__(self, engine, state: ParallelState, plan: TrainPlan, train_loader, eval_loader, run_dir: Path,
+                 eval_counts=None, generators: dict | None = None):
         self.engine, self.state, self.plan = engine, state, plan
+        self.eval_counts = eval_counts  # (outputs, batch) -> {metric: (sum, count)} for evaluation
+        self.generators = generators or {}  # RNGs outside torch's default one (e.g. MLM masking), checkpointed
         self.train_loader, self.eval_loader = train_loader, eval_loader
         self.run_dir = run_dir
         self.is_main = state.rank == 0
         self.metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=self.is_main)
         self.step = 0
         self.consumed_micro_batches = 0  # per DP rank, since the start of training
-        self.tokens_seen = 0
+        self.units_seen = 0
         self.last_eval_loss = None
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
@@ -61,11 +66,11 @@ class Trainer:
         ckpt = self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
         self.engine.save(ckpt)
         _barrier()
-        save_rng(ckpt, self.state.rank)
+        save_rng(ckpt, self.state.rank, self.generators)
         if self.is_main:
             write_trainer_state(ckpt, {
                 "step": self.step, "consumed_micro_batches": self.consumed_micro_batches,
-                "tokens_seen": self.tokens_seen, "world_size": self.state.world_size, "tp": self.state.tp_size,
+                "units_seen": self.units_seen, "unit": self.plan.unit, "world_size": self.state.world_size, "tp": self.state.tp_size,
                 "dp": self.state.dp_size, "grad_accum": self.plan.grad_accum,
                 "micro_batch_size": self.plan.micro_batch_size, "seq_len": self.plan.seq_len, **self.plan.meta,
             })
@@ -83,10 +88,10 @@ class Trainer:
             raise ValueError(f"cannot resume {ckpt} exactly with different settings ({detail}); "
                              "relaunch with the checkpoint's settings.")
         self.engine.load(ckpt)
-        load_rng(ckpt, self.state.rank)
+        load_rng(ckpt, self.state.rank, self.generators)
         self.step = saved["step"]
         self.consumed_micro_batches = saved["consumed_micro_batches"]
-        self.tokens_seen = saved["tokens_seen"]
+        self.units_seen = saved["units_seen"]
         self.metrics.truncate_after(self.step)
 
     # -- evaluation ----------------------------------------------------------------------------------------------
@@ -96,16 +101,26 @@ class Trainer:
             return None
         self.engine.train(False)
         total, count = 0.0, 0
+        sums: dict[str, list[float]] = {}
         for batch in self.eval_loader:
             batch = {k: v.to(self.engine.device) for k, v in batch.items()}
-            loss = self.engine.module(**batch).loss
-            total += loss.item()
+            outputs = self.engine.module(**batch)
+            total += outputs.loss.item()
             count += 1
+            for name, (value, n) in (self.eval_counts(outputs, batch) if self.eval_counts else {}).items():
+                acc = sums.setdefault(name, [0.0, 0.0])
+                acc[0] += value
+                acc[1] += n
         self.engine.train(True)
         loss = _mean_over(self.state.dp_group, total / max(count, 1), float(count))
         self.last_eval_loss = loss
-        self.metrics.write({"split": "eval", "step": self.step, "loss": loss,
-                            "perplexity": float(torch.tensor(loss).exp())})
+        record = {"split": "eval", "step": self.step, "loss": loss}
+        if self.plan.unit == "tokens":
+            record["perplexity"] = float(torch.tensor(loss).exp())
+        for name, (value, n) in sorted(sums.items()):
+            record[name] = _mean_over(self.state.dp_group, value / max(n, 1.0), n)
+        self.metrics.write(record)
+        self.last_eval = record
         return loss
 
     # -- the loop ------------------------------------------------------------------------------------------------
@@ -122,7 +137,8 @@ class Trainer:
         plan, engine = self.plan, self.engine
         engine.train(True)
         batches = self._batches()
-        tokens_per_step = plan.tokens_per_micro_batch * plan.grad_accum * self.state.dp_size
+        units_per_step = plan.units_per_micro_batch * plan.grad_accum * self.state.dp_size
+        rate_key = f"{plan.unit}_per_second"
         bar = tqdm(total=plan.total_steps, initial=self.step, disable=not (self.is_main and plan.progress),
                    desc="train", unit="step", dynamic_ncols=True)
         start_step, started = self.step, time.perf_counter()
@@ -135,14 +151,14 @@ class Trainer:
                 losses.append(engine.micro_step(batch).float().item())
                 self.consumed_micro_batches += 1
             self.step += 1
-            self.tokens_seen += tokens_per_step
+            self.units_seen += units_per_step
             last_loss = _mean_over(self.state.dp_group, sum(losses) / len(losses))
             elapsed = time.perf_counter() - step_started
             if self.step % plan.log_every == 0 or self.step == plan.total_steps:
                 self.metrics.write({"split": "train", "step": self.step, "loss": last_loss, "lr": engine.lr(),
-                                    "grad_norm": engine.last_grad_norm, "tokens": self.tokens_seen,
-                                    "tokens_per_second": tokens_per_step / max(elapsed, 1e-9)})
-            bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tokens_per_step / max(elapsed, 1e-9):,.0f}")
+                                    "grad_norm": engine.last_grad_norm, plan.unit: self.units_seen,
+                                    rate_key: units_per_step / max(elapsed, 1e-9)})
+            bar.set_postfix(loss=f"{last_loss:.4f}", **{f"{plan.unit[:3]}_s": f"{units_per_step / max(elapsed, 1e-9):,.0f}"})
             bar.update(1)
             if plan.eval_every and self.step % plan.eval_every == 0:
                 self.evaluate()
@@ -153,11 +169,15 @@ class Trainer:
         if self.eval_loader is not None and (not plan.eval_every or self.step % plan.eval_every):
             self.evaluate()
         steps_run = self.step - start_step
-        return {
-            "steps": self.step, "steps_this_run": steps_run, "tokens": self.tokens_seen, "seconds": seconds,
-            "tokens_per_second": steps_run * tokens_per_step / max(seconds, 1e-9), "final_loss": last_loss,
+        result = {
+            "steps": self.step, "steps_this_run": steps_run, "unit": plan.unit, plan.unit: self.units_seen,
+            "seconds": seconds, rate_key: steps_run * units_per_step / max(seconds, 1e-9), "final_loss": last_loss,
             "eval_loss": self.last_eval_loss,
         }
+        extra = {k: v for k, v in (getattr(self, "last_eval", None) or {}).items()
+                 if k not in ("split", "step", "loss", "time")}
+        result.update({f"eval_{k}": v for k, v in extra.items()})
+        return result
 
     def summary(self, info: dict) -> str | None:
         memory = peak_memory_mib(self.engine.device)

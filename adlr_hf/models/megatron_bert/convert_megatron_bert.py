@@ -11,7 +11,8 @@ Two sources:
   model (original BERT: LN on the embeddings, LN after each residual add). `query`/`key`/`value` are stacked into our
   blocked `[Q_all; K_all; V_all]` rows; `attention.output.LayerNorm` is our `input_layernorm` and `output.LayerNorm`
   our `post_attention_layernorm` (post-LN meaning). With NSP weights (`cls.seq_relationship`) the result is a
-  `MegatronBertForPreTraining` whose `binary_head` is that NSP classifier and whose `bert.pooler` is `bert.pooler.dense`.
+  `MegatronBertForPreTraining` whose `binary_head` is that NSP classifier and whose `bert.pooler` is
+  `bert.pooler.dense`.
   Note: NSP (next-sentence prediction: is B the sentence that followed A, or a random one; label 0 = is next) is not
   Megatron's SOP (sentence-order prediction: are two consecutive segments in order or swapped; label 0 = in order).
   The converted `binary_head` still computes the NSP logits; fine-tune it before reading them as SOP.
@@ -386,7 +387,8 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
     if "bert.tokentype_embeddings.weight" not in state:
         # --bert-no-binary-head (v2.x pretrain_bert.py: num_tokentypes = 0): one all-zero token type adds nothing.
         logger.info("%s has no token-type embeddings: type_vocab_size=1 with a zero row.", src)
-        state["bert.tokentype_embeddings.weight"] = torch.zeros(1, hidden, dtype=state["bert.word_embeddings.weight"].dtype)
+        dtype = state["bert.word_embeddings.weight"].dtype
+        state["bert.tokentype_embeddings.weight"] = torch.zeros(1, hidden, dtype=dtype)
     ffn = state["bert.layers.0.mlp.dense_h_to_4h.weight"].shape[0]
     max_pos = state["bert.position_embeddings.weight"].shape[0]
     check_saved_args(args, {"ffn_hidden_size": ffn, "max_position_embeddings": max_pos}, path0)
