@@ -142,9 +142,12 @@ class BertPretrainingTask:
                                                         num_proc=args.num_proc, cache_dir=run_dir / "data_cache",
                                                         seed=args.seed), is_main)
         train, held_out = split_off_eval(samples, args.eval_fraction)
-        collate = MLMCollator(tokenizer, whole_word=args.whole_word_masking, seed=args.seed)
-        # Evaluation masks are fixed by their own seed, so eval losses are comparable across steps.
-        eval_collate = MLMCollator(tokenizer, whole_word=args.whole_word_masking, seed=args.seed + 1)
+        # Masks come from our own generator: the same on every TP rank of a replica, and saved with checkpoints.
+        collate = MLMCollator(tokenizer, whole_word=args.whole_word_masking,
+                              generator=torch.Generator().manual_seed(args.seed))
+        # Evaluation masks use a separate generator, so evaluating never shifts the training masks.
+        eval_collate = MLMCollator(tokenizer, whole_word=args.whole_word_masking,
+                                   generator=torch.Generator().manual_seed(args.seed + 1))
         return TaskData(train, held_out, collate, args.seq_len, "tokens", tokenizer, paths, eval_collate)
 
     def eval_counts(self, outputs, batch) -> dict:
