@@ -69,3 +69,20 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
     b = load_file(halves / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+
+
+def test_gradient_accumulation_equals_a_larger_micro_batch(tmp_path):
+    """micro 2 × accumulation 2 sees the same samples per optimizer step as micro 4: same losses and weights."""
+    corpus = write_corpus(tmp_path)
+
+    def flags(out, micro, accum):
+        argv = common_flags(corpus, tmp_path / out, steps=4) + _zero(1)
+        argv[argv.index("--micro-batch-size") + 1] = str(micro)
+        return argv + ["--grad-accum", str(accum)]
+
+    run_ranks(run_all, [flags("accum", 2, 2), flags("micro4", 4, 1)], world_size=1)
+    assert train_losses(tmp_path / "accum") == pytest.approx(train_losses(tmp_path / "micro4"), rel=1e-5)
+    a = load_file(tmp_path / "accum" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "micro4" / "model" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=5e-5, msg=key)

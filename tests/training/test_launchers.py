@@ -1,5 +1,5 @@
-"""The real launchers users type: `deepspeed --num_gpus 2`, `accelerate launch` (plain DDP and its DeepSpeed
-plugin) and `adlr-hf train --nproc`, each starting two CPU ranks."""
+"""The real launchers users type: `adlr-hf train --nproc 2` (which execs `deepspeed --num_gpus 2`) and
+`accelerate launch` (plain DDP and its DeepSpeed plugin), each starting two CPU ranks."""
 
 import json
 import os
@@ -30,11 +30,12 @@ def _check(run_dir, tp, dp, engine):
     assert (run_dir / "model" / "model.safetensors").is_file() and (run_dir / "loss_curve.png").is_file()
 
 
-def test_deepspeed_launcher_tp2(tmp_path):
+def test_adlr_hf_train_nproc_execs_the_deepspeed_launcher_at_tp2(tmp_path):
     corpus = write_corpus(tmp_path)
     flags = common_flags(corpus, tmp_path / "run", steps=4) + ["--tp", "2", "--deepspeed-config",
                                                               "configs/deepspeed/zero1.json"]
-    _run(["deepspeed", "--num_gpus", "2", "--module", "adlr_hf.train", *flags], tmp_path)
+    result = _run(["adlr-hf", "train", "--nproc", "2", *flags], tmp_path)
+    assert "exec: " in result.stdout and "--num_gpus 2 --module adlr_hf.train" in result.stdout
     _check(tmp_path / "run", 2, 1, "deepspeed")
 
 

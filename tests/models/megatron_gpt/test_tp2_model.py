@@ -29,8 +29,15 @@ def _worker(rank, tmp):
     reference = MegatronGPTForCausalLM(config)
     torch.manual_seed(0)
     model = MegatronGPTForCausalLM(config)
+    full_state = {k: v.clone() for k, v in model.state_dict().items()}
     apply_tp_plan(model, state.tp_group)
     assert model.lm_head.weight is model.transformer.word_embeddings.weight, "LM head stays tied after sharding"
+    # shard_state_dict cuts a full state dict exactly as the sharded modules hold it.
+    from adlr_hf.parallel import full_tp_plan, shard_state_dict
+
+    sharded = shard_state_dict(full_state, full_tp_plan(model), rank, 2)
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(sharded[key], tensor), f"shard_state_dict {key}"
 
     ids = torch.randint(0, 1000, (3, 20), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
