@@ -293,19 +293,7 @@ class MegatronBertForSequenceClassification(MegatronBertPreTrainedModel):
         outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                             output_hidden_states)
         logits = self.classifier(self.dropout(outputs.pooler_output))
-        loss = None
-        if labels is not None:
-            problem = self.config.problem_type
-            if problem is None:
-                problem = ("regression" if self.num_labels == 1 else
-                           "single_label_classification" if labels.dtype in (torch.long, torch.int) else
-                           "multi_label_classification")
-                self.config.problem_type = problem
-            if problem == "regression":
-                loss = F.mse_loss(logits.squeeze(-1), labels.float().view(-1))
-            elif problem == "single_label_classification":
-                loss = F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-            else:
-                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        # transformers' ForSequenceClassification loss: regression / single-label / multi-label by problem_type.
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return out if return_dict else out.to_tuple()
