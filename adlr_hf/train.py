@@ -21,10 +21,10 @@ def _world_size_from_env() -> int:
 
 def validate(args) -> dict:
     """Checks that need no process group; returns the resolved DeepSpeed config (or None for Accelerate)."""
-    from .data.text import SUPPORTED_EXTENSIONS  # noqa: F401 - import check only
+    from .data.text import SUPPORTED_EXTENSIONS
     from .parallel.state import check_tp_size
     from .training.checkpoint import resolve_checkpoint
-    from .training.engines import load_deepspeed_config, resolve_batch_config
+    from .training.engines import load_deepspeed_config, resolve_batch_config, zero_stage
 
     world = _world_size_from_env()
     check_tp_size(args.tp, world)
@@ -33,6 +33,7 @@ def validate(args) -> dict:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    _load_model_config(args)  # an unknown variant or a bad config fails here, before any process group exists
     if args.data:
         for path in args.data:
             looks_local = os.sep in path or Path(path).suffix in SUPPORTED_EXTENSIONS or path.startswith(".")
@@ -47,8 +48,6 @@ def validate(args) -> dict:
     if args.engine == "deepspeed":
         ds_config = resolve_batch_config(load_deepspeed_config(args.deepspeed_config), args.micro_batch_size,
                                          args.grad_accum, world // args.tp, args.clip_grad)
-        from .training.engines import zero_stage
-
         if zero_stage(ds_config) == 3 and args.tp > 1:
             raise ValueError(f"ZeRO stage 3 cannot be combined with --tp {args.tp}; use ZeRO 0-2 with tensor "
                              "parallelism, or --tp 1 with ZeRO-3.")
@@ -142,8 +141,8 @@ def run(args) -> dict:
                      units_per_sample=data.units_per_sample, unit=data.unit, seq_len=args.seq_len,
                      save_every=args.save_every, eval_every=args.eval_every, log_every=args.log_every,
                      progress=not args.no_progress,
-                     meta={"model": args.model, "task": task.name, "data": data.data, "seed": args.seed,
-                           **engine.describe()})
+                     meta={"model": args.model, "overrides": args.overrides, "task": task.name, "data": data.data,
+                           "seed": args.seed, **engine.describe()})
     generators = {}
     if (generator := seeded_collate(data.collate)) is not None:
         generators["collate"] = generator

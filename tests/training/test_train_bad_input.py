@@ -57,3 +57,9 @@ def test_resume_from_a_folder_that_is_not_a_checkpoint(tmp_path, capsys):
 def test_cli_train_forwards_to_the_same_entry_point(tmp_path, capsys):
     _fails(capsys, ["train", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r")], "nope.jsonl",
            entry=cli_main)
+
+
+def test_unknown_model_variant(tmp_path, capsys):
+    out = tmp_path / "run"
+    _fails(capsys, ["--model", "megatron-gpt-355M", "--out", str(out)], "unknown model variant", "megatron-gpt-355m")
+    assert not out.exists()
