@@ -82,8 +82,9 @@ def _load_config(config_dir: Path | None, trainer_state: dict, checkpoint_dir: P
         config = AutoConfig.for_model(raw.pop("model_type"), **raw)
     else:
         from ..registry import get_config
+        from .args import parse_overrides
 
-        config = get_config(variant)
+        config = get_config(variant, **parse_overrides(trainer_state.get("overrides") or []))
     tokenizer_dir = config_dir if config_dir is not None and (config_dir / "tokenizer_config.json").is_file() else None
     if tokenizer_dir is not None:
         from ..data.text import load_tokenizer
