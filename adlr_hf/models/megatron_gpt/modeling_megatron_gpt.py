@@ -237,7 +237,10 @@ class MegatronGPTForCausalLM(MegatronGPTPreTrainedModel, GenerationMixin):
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
-            loss = lm_cross_entropy(logits[:, :-1], labels[:, 1:].to(logits.device), head=self.lm_head)
+            # Shift the labels rather than slice the logits: the same mean over the same targets, but the [b, s, V]
+            # logits are read in place and backward needs no zero-padded copy of their gradient.
+            labels = F.pad(labels[:, 1:].to(logits.device), (0, 1), value=-100)
+            loss = lm_cross_entropy(logits, labels, head=self.lm_head)
         out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
                                      hidden_states=outputs.hidden_states)
         return out if return_dict else out.to_tuple()
