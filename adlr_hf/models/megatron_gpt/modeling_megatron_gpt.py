@@ -279,25 +279,7 @@ class MegatronGPTForSequenceClassification(MegatronGPTPreTrainedModel):
         index = last_token_index(input_ids, attention_mask, self.config.pad_token_id)
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
         logits = self.score(pooled)
-        loss = None
-        if labels is not None:
-            loss = self._classification_loss(logits, labels)
+        # transformers' ForSequenceClassification loss: regression / single-label / multi-label by problem_type.
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return out if return_dict else out.to_tuple()
-
-    def _classification_loss(self, logits, labels):
-        problem = self.config.problem_type
-        if problem is None:
-            if self.num_labels == 1:
-                problem = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                problem = "single_label_classification"
-            else:
-                problem = "multi_label_classification"
-            self.config.problem_type = problem
-        if problem == "regression":
-            return F.mse_loss(logits.squeeze(-1), labels.float().view(-1)) if self.num_labels == 1 else \
-                F.mse_loss(logits, labels.float())
-        if problem == "single_label_classification":
-            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
