@@ -14,6 +14,14 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
+from .models.emotion import (
+    EmotionConfig,
+    EmotionTransformerForSequenceClassification,
+    MLSTMConfig,
+    MLSTMForCausalLM,
+    MLSTMForSequenceClassification,
+    MLSTMModel,
+)
 from .models.megatron_bert import (
     MegatronBertConfig,
     MegatronBertForMaskedLM,
@@ -46,6 +54,10 @@ _FAMILIES = {
                          AutoModelForPreTraining: MegatronBertForPreTraining,
                          AutoModelForSequenceClassification: MegatronBertForSequenceClassification},
     PDResNetConfig: {AutoModel: PDResNetModel, AutoModelForImageClassification: PDResNetForImageClassification},
+    MLSTMConfig: {AutoModel: MLSTMModel, AutoModelForCausalLM: MLSTMForCausalLM},
+    # One config, two encoders: a tuple, resolved by the config's `architectures` (set from `encoder_type`).
+    EmotionConfig: {AutoModelForSequenceClassification: (EmotionTransformerForSequenceClassification,
+                                                         MLSTMForSequenceClassification)},
 }
 
 
@@ -54,9 +66,10 @@ def _register() -> None:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         # Saved folders carry the code and an `auto_map`, so they also load with trust_remote_code=True.
         config_class.register_for_auto_class()
-        for auto_class, model_class in models.items():
-            auto_class.register(config_class, model_class, exist_ok=True)
-            model_class.register_for_auto_class(auto_class.__name__)
+        for auto_class, model_classes in models.items():
+            auto_class.register(config_class, model_classes, exist_ok=True)
+            for model_class in model_classes if isinstance(model_classes, tuple) else (model_classes,):
+                model_class.register_for_auto_class(auto_class.__name__)
     # Saved processor configs name transformers' BitImageProcessor (loads without adlr_hf or remote code).
     AutoImageProcessor.register(PDResNetConfig, image_processor_classes={"torchvision": PDResNetImageProcessor},
                                 exist_ok=True)
@@ -67,6 +80,8 @@ def _register() -> None:
 _register()
 
 __all__ = [
+    "EmotionConfig", "EmotionTransformerForSequenceClassification", "MLSTMConfig", "MLSTMForCausalLM",
+    "MLSTMForSequenceClassification", "MLSTMModel",
     "MegatronBertConfig", "MegatronBertForMaskedLM", "MegatronBertForPreTraining",
     "MegatronBertForSequenceClassification", "MegatronBertModel",
     "MegatronGPTConfig", "MegatronGPTForCausalLM", "MegatronGPTForSequenceClassification", "MegatronGPTModel",

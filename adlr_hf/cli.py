@@ -69,10 +69,20 @@ def _cmd_evaluate(args) -> int:
             raise ValueError(f"--json {args.json} is a directory; pass a file path such as {out}/eval.json")
         if not os.path.isdir(os.path.dirname(out)):
             raise FileNotFoundError(f"--json {args.json}: folder {os.path.dirname(out)} does not exist; create it")
-    from .evaluation import evaluate_model_dir
+    from .evaluation import IMAGE_TASK, evaluate_image_model_dir, evaluate_model_dir
 
-    result = evaluate_model_dir(args.model_dir, args.task, args.data, seq_len=args.seq_len, stride=args.stride,
-                                batch_size=args.batch_size, tp=args.tp)
+    from .evaluation import EMOTION_TASKS, evaluate_emotion_model_dir
+
+    if args.task in EMOTION_TASKS:
+        result = evaluate_emotion_model_dir(args.model_dir, args.task, args.data, split=args.split,
+                                            tune_thresholds_on=args.tune_thresholds_on, batch_size=args.batch_size,
+                                            max_length=args.seq_len, tp=args.tp)
+    elif args.task == IMAGE_TASK:
+        result = evaluate_image_model_dir(args.model_dir, args.data, split=args.split, batch_size=args.batch_size,
+                                          tp=args.tp)
+    else:
+        result = evaluate_model_dir(args.model_dir, args.task, args.data, seq_len=args.seq_len, stride=args.stride,
+                                    batch_size=args.batch_size, tp=args.tp)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     text = json.dumps(result, indent=2)
@@ -150,12 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image models: padding of the converted model (default: from the source kind)")
     p_conv.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
     p_conv.set_defaults(func=_cmd_convert)
-    p_eval = sub.add_parser("evaluate", help="zero-shot WikiText perplexity or LAMBADA accuracy of a model folder")
+    p_eval = sub.add_parser("evaluate", help="zero-shot WikiText perplexity or LAMBADA accuracy of a model folder, "
+                                             "or top-1/top-5 accuracy of an image classifier")
     p_eval.add_argument("model_dir", metavar="MODEL_DIR", help="saved model folder (config.json, weights, tokenizer)")
-    p_eval.add_argument("--task", required=True, metavar="TASK", help="wikitext103, wikitext2 or lambada")
+    p_eval.add_argument("--task", required=True, metavar="TASK",
+                        help="wikitext103, wikitext2, lambada, image-classification, goemotions or semeval-ec")
     p_eval.add_argument("--data", required=True, metavar="PATH",
-                        help="wiki.test.tokens (or .raw) for wikitext*, lambada_test.jsonl for lambada")
+                        help="wiki.test.tokens (or .raw) for wikitext*, lambada_test.jsonl for lambada, an image "
+                             "folder (<split>/<class>/<image>) for image-classification, the GoEmotions folder or the "
+                             "SemEval-2018 E-c folder/file for goemotions / semeval-ec")
+    p_eval.add_argument("--split", default="test",
+                        help="image-classification, goemotions, semeval-ec: the split to score (default test; "
+                             "val/validation/dev too)")
     p_eval.add_argument("--seq-len", type=int, default=None, help="window length (default: the model's max positions)")
+    p_eval.add_argument("--tune-thresholds-on", default=None, metavar="SPLIT",
+                        help="goemotions / semeval-ec: tune per-label thresholds on this split (e.g. dev) instead of "
+                             "using the model's config.thresholds")
     p_eval.add_argument("--stride", type=int, default=None,
                         help="tokens scored per window after the first (Megatron's --overlapping-eval; "
                              "default 32, or the window length when that is shorter)")

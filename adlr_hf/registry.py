@@ -38,6 +38,19 @@ _gpt("megatron-gpt-1.2b", 40, 1536, 16, "paper Table 1, TP=1")
 _gpt("megatron-gpt-2.5b", 54, 1920, 20, "paper Tables 1-2, TP=2")
 _gpt("megatron-gpt-4.2b", 64, 2304, 24, "paper Table 1, TP=4")
 _gpt("megatron-gpt-8.3b", 72, 3072, 32, "paper Tables 1-2, TP=8")
+# The transformer LM of arXiv 1812.01207 (SentencePiece 32k + pad; positions 256); fine-tune it with
+# `--task emotion-classification`.
+_gpt("megatron-gpt-sentiment", 12, 768, 8, "arXiv 1812.01207 transformer LM (emotion fine-tuning)",
+     vocab_size=32001, max_position_embeddings=256)
+
+
+def _mlstm(name, hidden, embedding, description, **extra):
+    register_variant(Variant(name, "mlstm", dict(hidden_size=hidden, embedding_size=embedding, **extra), description))
+
+
+# The byte-level multiplicative LSTM baseline of arXiv 1812.01207 (vocabulary 257; pre-train with --task char-lm).
+_mlstm("mlstm-tiny", 64, 16, "for tests and demos")
+_mlstm("mlstm-4096", 4096, 64, "arXiv 1812.01207 mLSTM baseline")
 
 
 def _bert(name, layers, hidden, heads, description, **extra):
@@ -90,6 +103,10 @@ def config_class_for(family: str):
         from .models.megatron_bert import MegatronBertConfig
 
         return MegatronBertConfig
+    if family == "mlstm":
+        from .models.emotion import MLSTMConfig
+
+        return MLSTMConfig
     if family == "pd_resnet":
         from .models.pd_resnet import PDResNetConfig
 

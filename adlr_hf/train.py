@@ -113,7 +113,8 @@ def run(args) -> dict:
     # TP-invariant initialisation: the full model is built from the seed on every rank, then sharded.
     torch.manual_seed(args.seed)
     if init_from is not None:
-        model = task.auto_class.from_pretrained(init_from, config=config)
+        # tp_size=1: load whole here; the plan is applied once, below, for every way the model was made.
+        model = task.auto_class.from_pretrained(init_from, config=config, tp_size=1)
     else:
         model = task.auto_class.from_config(config)
     n_params = sum(p.numel() for p in model.parameters())

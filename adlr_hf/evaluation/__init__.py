@@ -4,9 +4,14 @@
     evaluate_wikitext(model, tokenizer, "wiki.test.tokens")   # {"perplexity", "adjusted_perplexity", "num_tokens", ...}
     evaluate_lambada(model, tokenizer, "lambada_test.jsonl")  # {"accuracy", "accuracy_last_token", "num_examples"}
 
-The command line is `adlr-hf evaluate MODEL_DIR --task wikitext103|wikitext2|lambada --data PATH`.
+The command line is `adlr-hf evaluate MODEL_DIR --task wikitext103|wikitext2|lambada --data PATH`. Image
+classifiers: `evaluate_image_model_dir(model_dir, folder, split="test")` / `--task image-classification` (top-1/top-5).
+Emotion classifiers: `evaluate_emotion_model_dir(model_dir, "goemotions"|"semeval-ec", path, split="test")` /
+`--task goemotions|semeval-ec` (macro/micro-F1, per-class F1, Jaccard accuracy; `--tune-thresholds-on dev`).
 """
 
+from .emotion_eval import EMOTION_TASKS, evaluate_emotion_model_dir, predict_probabilities
+from .image_eval import IMAGE_TASK, evaluate_image_classification, evaluate_image_model_dir
 from .lm_eval import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_STRIDE,
@@ -24,7 +29,9 @@ from .lm_eval import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "DEFAULT_STRIDE", "TASKS", "Window", "evaluate_lambada", "evaluate_model_dir",
+    "EMOTION_TASKS", "evaluate_emotion_model_dir", "predict_probabilities",
+    "DEFAULT_BATCH_SIZE", "DEFAULT_STRIDE", "IMAGE_TASK", "TASKS", "Window", "evaluate_image_classification",
+    "evaluate_image_model_dir", "evaluate_lambada", "evaluate_model_dir",
     "evaluate_token_stream", "evaluate_wikitext", "lambada_predictions", "max_positions", "score_token_stream",
     "sliding_windows", "tokenize_stream",
 ]

@@ -57,6 +57,36 @@ FAMILIES: dict[str, Family] = {
         arxiv=("1909.08053",), reference_repo="https://github.com/NVIDIA/Megatron-LM",
         description="a BERT encoder with Megatron's tensor parallelism and the paper's pre-LN block ordering",
         pipeline_tag="fill-mask", tags=("bert", "tensor-parallelism")),
+    "adlr_pd_resnet": Family(
+        name="PD-ResNet / PD-VGG", slug="pd-resnet",
+        paper_title="Partial Convolution based Padding",
+        arxiv=("1811.11718",), reference_repo="https://github.com/NVIDIA/partialconv",
+        description="a ResNet or VGG image classifier (torchvision's layout and parameter names) whose zero padding "
+                    "is replaced by partial-convolution padding: each padded convolution renormalises its border "
+                    "windows by the share of the window that lies inside the image; its residual blocks split "
+                    "their channels across GPUs with Megatron-style tensor parallelism",
+        pipeline_tag="image-classification", tags=("resnet", "vgg", "partial-convolution", "tensor-parallelism"),
+        limitations=("An image classifier only knows the classes it was trained on; out-of-distribution images "
+                     "still get one of them, often with high confidence.",)),
+    "adlr_emotion": Family(
+        name="Emotion classifier (transformer / mLSTM)", slug="adlr-emotion",
+        paper_title="Practical Text Classification With Large Pre-Trained Language Models",
+        arxiv=("1812.01207",), reference_repo="https://github.com/NVIDIA/sentiment-discovery",
+        description="a multi-label emotion classifier fine-tuned from a pre-trained language model (a Megatron-GPT "
+                    "transformer pooled at the last real token, or the byte-level mLSTM baseline): a "
+                    "Dropout-[Linear-PReLU-Dropout]xk-Linear head with one sigmoid per emotion, trained with BCE plus "
+                    "0.02 x the LM loss, and per-emotion decision thresholds tuned on validation data "
+                    "(`config.thresholds`, applied by `model.predict`)",
+        pipeline_tag="text-classification", tags=("emotion", "multi-label-classification", "sentiment"),
+        limitations=("Emotion labels are subjective and the training data (tweets, Reddit comments) carries its "
+                     "annotators' and authors' biases; scores on other domains are lower and uncalibrated.",)),
+    "adlr_mlstm": Family(
+        name="mLSTM byte-level LM", slug="adlr-mlstm",
+        paper_title="Practical Text Classification With Large Pre-Trained Language Models",
+        arxiv=("1812.01207", "1609.07959"), reference_repo="https://github.com/NVIDIA/sentiment-discovery",
+        description="a multiplicative-LSTM language model over UTF-8 bytes (vocabulary 257 with padding), the "
+                    "recurrent baseline the paper fine-tunes for emotion classification",
+        pipeline_tag=None, tags=("mlstm", "character-level", "causal-lm")),
 }
 
 
@@ -79,6 +109,8 @@ class EvalTask:
 _PPL = {"perplexity": ("perplexity", "Perplexity"), "ppl": ("perplexity", "Perplexity"),
         "adjusted_perplexity": ("adjusted_perplexity", "Adjusted perplexity (word-level, Megatron)"),
         "adjusted_ppl": ("adjusted_perplexity", "Adjusted perplexity (word-level, Megatron)")}
+_EMOTION_METRICS = {"macro_f1": ("f1_macro", "Macro F1"), "micro_f1": ("f1_micro", "Micro F1"),
+                    "jaccard_accuracy": ("jaccard_accuracy", "Jaccard accuracy (SemEval E-c)")}
 EVAL_TASKS: dict[str, EvalTask] = {
     "wikitext103": EvalTask("text-generation", "Language modeling", "Salesforce/wikitext", "WikiText-103",
                             "wikitext-103-v1", "test", _PPL),
@@ -88,6 +120,16 @@ EVAL_TASKS: dict[str, EvalTask] = {
                         "default", "test", {"accuracy": ("accuracy", "Accuracy"),
                          "acc": ("accuracy", "Accuracy"),
                          "accuracy_last_token": ("accuracy_last_token", "Accuracy (last BPE token only)")}),
+    # The dataset is the evaluated folder (empty dataset fields: taken from the record's "data" and "split").
+    "image-classification": EvalTask("image-classification", "Image classification", "", "", None, "test",
+                                     {"top1": ("accuracy", "Top-1 accuracy"),
+                                      "top5": ("top_5_accuracy", "Top-5 accuracy")}),
+    # Emotion classification (adlr_hf.evaluation.emotion_eval): dataset named after the evaluated folder, split from
+    # the record (the paper reports SemEval E-c on dev).
+    "goemotions": EvalTask("text-classification", "Multi-label emotion classification", "", "", None, "test",
+                           _EMOTION_METRICS),
+    "semeval-ec": EvalTask("text-classification", "Multi-label emotion classification", "", "", None, "validation",
+                           _EMOTION_METRICS),
 }
 _COUNT_KEYS = ("num_", "n_", "count", "tokens", "examples", "seconds", "time")
 
@@ -108,15 +150,25 @@ def eval_results_for(record: dict) -> list[EvalResult]:
         else:
             metric_type, metric_name = key, key.replace("_", " ").capitalize()
         if task is not None:
-            out.append(EvalResult(task_type=task.task_type, task_name=task.task_name, dataset_type=task.dataset_type,
-                                  dataset_name=task.dataset_name, dataset_config=task.dataset_config,
-                                  dataset_split=task.dataset_split, metric_type=metric_type,
+            dataset_type, dataset_name, split = task.dataset_type, task.dataset_name, task.dataset_split
+            if not dataset_type:  # a task evaluated on any folder: name the dataset after it
+                dataset_type = dataset_name = _dataset_from_record(record)
+                split = str(record.get("split") or split)
+            out.append(EvalResult(task_type=task.task_type, task_name=task.task_name, dataset_type=dataset_type,
+                                  dataset_name=dataset_name, dataset_config=task.dataset_config,
+                                  dataset_split=split, metric_type=metric_type,
                                   metric_value=float(value), metric_name=metric_name))
         else:
             name = record["task"]
             out.append(EvalResult(task_type="text-generation", dataset_type=name, dataset_name=name,
                                   metric_type=metric_type, metric_value=float(value), metric_name=metric_name))
     return out
+
+
+def _dataset_from_record(record: dict) -> str:
+    data = record.get("data")
+    name = os.path.basename(os.path.normpath(str(data))) if data else ""
+    return name or record["task"]
 
 
 def _result_dataset_key(result: EvalResult) -> tuple:
@@ -232,7 +284,7 @@ def evaluation_section(records: list[dict]) -> str:
     for record in records:
         task = EVAL_TASKS.get(record["task"])
         for result in eval_results_for(record):
-            dataset = task.dataset_name if task else record["task"]
+            dataset = result.dataset_name if task else record["task"]
             split = f" ({result.dataset_split})" if result.dataset_split else ""
             settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
             shown = ", ".join(f"{k}={v}" for k, v in settings.items() if k in ("seq_len", "stride", "strict"))

@@ -366,6 +366,7 @@ def _card_body(*, title: str, model_id: str, config, family, auto_name: str, pip
     lines += ["## Training", ""]
     if training:
         zero = training.get("zero_stage")
+        images = training.get("unit") == "images"  # an image classifier's run counts images, not tokens
         precision = "bf16" if training.get("bf16") else "fp16" if training.get("fp16") else \
             training.get("mixed_precision") if training.get("mixed_precision") not in (None, "no") else "fp32"
         rows = [
@@ -375,16 +376,20 @@ def _card_body(*, title: str, model_id: str, config, family, auto_name: str, pip
                             "process" + ("es)" if (training.get("world_size") or 1) > 1 else ")")),
             ("precision", precision),
             ("data", _describe_data(training.get("data"))),
-            ("sequence length", training.get("seq_len")),
+            *([] if images else [("sequence length", training.get("seq_len"))]),
             ("batch", f"{training.get('micro_batch_size')} per rank × {training.get('grad_accum', 1)} accumulation × "
-                      f"DP {training.get('dp', 1)} = {training.get('global_batch_size', 'n/a')} sequences"),
+                      f"DP {training.get('dp', 1)} = {training.get('global_batch_size', 'n/a')} "
+                      + ("images" if images else "sequences")),
             ("steps", training.get("steps")),
-            ("tokens", _fmt_int(training.get("tokens"))),
+            ("images", _fmt_int(training.get("images"))) if images else ("tokens", _fmt_int(training.get("tokens"))),
             ("learning rate", training.get("lr")),
             ("loss (first → last step)",
              f"{_fmt(training.get('initial_loss'))} → {_fmt(training.get('final_loss'))}"),
         ]
-        if training.get("eval_loss") is not None:
+        if images and training.get("eval_loss") is not None:
+            rows.append(("held-out loss / top-1 accuracy",
+                         f"{_fmt(training['eval_loss'])} / {_fmt(training.get('eval_accuracy'))}"))
+        elif training.get("eval_loss") is not None:
             import math
 
             rows.append(("held-out loss (perplexity)",
@@ -423,6 +428,8 @@ def _card_body(*, title: str, model_id: str, config, family, auto_name: str, pip
         lines.append(f"| inference throughput | {inf['tokens_per_second']:,.1f} tokens/s ({inf['decoding']}, batch "
                      f"{inf['batch_size']}, {inf['new_tokens']} new tokens after a {inf['prompt_tokens']}-token "
                      f"prompt, median of {inf['runs']}, {inf['dtype']}) on {inf['machine']} |")
+    if systems.get("image"):
+        lines += _systems.image_card_rows(systems["image"])
     lines.append("")
 
     lines += [_card.evaluation_section(records), ""]
@@ -433,12 +440,15 @@ def _card_body(*, title: str, model_id: str, config, family, auto_name: str, pip
               _usage_snippets(model_id, auto_name, pipeline_tag), ""]
     if family is not None and "tensor-parallelism" in family.tags:
         lines += ["With adlr_hf installed, the same folder loads tensor-parallel under `torchrun --nproc-per-node N`: "
-                  "`AutoModelForCausalLM.from_pretrained(model_id, tp_size=N)` (checkpoints do not record the TP "
+                  f"`{auto_name}.from_pretrained(model_id, tp_size=N)` (checkpoints do not record the TP "
                   "degree; the weights are sharded on load).", ""]
 
     lines += ["## Limitations", ""]
     limits = list(family.limitations) if family is not None else []
-    if training and (training.get("tokens") or 0) < 10**9:
+    if training and training.get("unit") == "images":
+        limits.append(f"It saw only {_fmt_int(training.get('images'))} training images: it is a small-scale "
+                      "reproduction or a demo, not the paper's ImageNet model.")
+    elif training and (training.get("tokens") or 0) < 10**9:
         limits.append(f"It saw only {_fmt_int(training.get('tokens'))} training tokens: it is a small-scale "
                       "reproduction or a demo, not the paper's model, and its outputs are not useful text.")
     limits.append("Systems numbers depend on the machine named beside them and on its load at the time; compare "
@@ -511,6 +521,8 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
     pipeline_tag = PIPELINE_BY_AUTO_CLASS.get(auto.__name__) or (family.pipeline_tag if family is not None else None)
 
     _write_model(model, tokenizer, tmp, max_shard_size)
+    if (model_dir / "preprocessor_config.json").is_file():  # an image processor: pipelines need it beside the model
+        shutil.copy2(model_dir / "preprocessor_config.json", tmp / "preprocessor_config.json")
     fingerprint = _card.weights_fingerprint(tmp)
 
     training = _training_summary(src)
@@ -533,6 +545,8 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
         }
     if measure_inference and tokenizer is not None and pipeline_tag == "text-generation" and model.can_generate():
         systems["inference"] = _systems.measure_inference_throughput(model, tokenizer, runs=inference_runs)
+    if pipeline_tag == "image-classification":  # FLOPs per image counted, images/s recorded and measured
+        systems["image"] = _systems.image_systems(model, training, measure_inference, inference_runs)
 
     # Evaluations: those recorded on the source folder and on a previous publish, when the weights are the same.
     kept = [r for r in _card.read_eval_records(model_dir) if r.get("weights_sha256") in (None, fingerprint)]

@@ -137,3 +137,102 @@ def measure_inference_throughput(model, tokenizer, prompt: str = INFERENCE_PROMP
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "device": str(device),
         "machine": machine_description(device),
     }
+
+
+# -- image classifiers (convolutional families) --------------------------------------------------------------------
+def _image_input(model, image_size: int | None, batch_size: int) -> torch.Tensor:
+    config = model.config
+    size = int(image_size or getattr(config, "image_size", None) or 224)
+    channels = int(getattr(config, "num_channels", 3) or 3)
+    param = next(model.parameters())
+    return torch.randn(batch_size, channels, size, size, generator=torch.Generator().manual_seed(0)).to(
+        device=param.device, dtype=param.dtype)
+
+
+def measure_image_flops(model, image_size: int | None = None) -> dict:
+    """FLOPs per image counted by `torch.utils.flop_counter.FlopCounterMode` on a real pass of one image at the
+    model's `image_size` (measured, not a formula): the forward pass, and forward + backward (a training step without
+    the optimizer). The counter counts 2 FLOPs per multiply-add of convolutions and matrix products, not the cheap
+    element-wise work (batch norm, ReLU, pooling, partial-convolution ratios). One warm-up forward runs first, so
+    per-size caches (partial-convolution ratios) are counted as in steady state. Eval mode (batch norm on running
+    statistics) for both passes; the parameters' gradients are cleared afterwards."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    x = _image_input(model, image_size, 1)
+    try:
+        with torch.no_grad():
+            model(pixel_values=x)
+            with FlopCounterMode(display=False) as counter:
+                model(pixel_values=x)
+        forward = counter.get_total_flops()
+        with FlopCounterMode(display=False) as counter:
+            model(pixel_values=x).logits.float().sum().backward()
+        train = counter.get_total_flops()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return {"method": "torch.utils.flop_counter.FlopCounterMode, one image, 2 FLOPs per multiply-add",
+            "input_shape": list(x.shape[1:]), "inference_flops_per_image": int(forward),
+            "training_flops_per_image": int(train)}
+
+
+@torch.no_grad()
+def measure_image_inference_throughput(model, image_size: int | None = None, batch_size: int = 8, runs: int = 3,
+                                       warmup: int = 1) -> dict:
+    """Images/s of the eval-mode forward pass on a random batch at the model's `image_size`: median over `runs`."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    was_training = model.training
+    model.eval()
+    x = _image_input(model, image_size, batch_size)
+    device = x.device
+    timings = []
+    try:
+        for i in range(warmup + runs):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model(pixel_values=x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                timings.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return {"images_per_second": batch_size / statistics.median(timings), "batch_size": batch_size, "runs": runs,
+            "input_shape": list(x.shape[1:]), "seconds": [round(t, 6) for t in timings],
+            "dtype": str(x.dtype).replace("torch.", ""), "device": str(device), "machine": machine_description(device)}
+
+
+def image_systems(model, training: dict | None = None, measure_inference: bool = True, runs: int = 3) -> dict:
+    """The card's systems numbers of an image classifier: FLOPs per image (counted), training images/s as the run
+    recorded it (`run_info.json`), inference images/s measured now."""
+    out = {"flops": measure_image_flops(model), "training": None, "inference": None}
+    if training and training.get("images_per_second") is not None:
+        out["training"] = {"images_per_second": training["images_per_second"], "seconds": training.get("seconds"),
+                           "machine": training.get("machine"), "tp": training.get("tp"), "dp": training.get("dp"),
+                           "engine": training.get("engine"), "source": "run_info.json"}
+    if measure_inference:
+        out["inference"] = measure_image_inference_throughput(model, runs=runs)
+    return out
+
+
+def image_card_rows(image: dict) -> list[str]:
+    """Rows of the card's Systems table for `image_systems(...)`."""
+    flops = image["flops"]
+    shape = "×".join(str(v) for v in flops["input_shape"])
+    rows = [f"| inference FLOPs per image ({shape}) | {flops['inference_flops_per_image']:.4g} (counted with "
+            "FlopCounterMode: convolutions and matrix products, 2 per multiply-add) |",
+            f"| training FLOPs per image | {flops['training_flops_per_image']:.4g} (forward + backward, counted) |"]
+    train = image.get("training")
+    if train:
+        rows.append(f"| training throughput | {train['images_per_second']:,.1f} images/s on "
+                    f"{train.get('machine') or 'an unrecorded machine'} (TP={train.get('tp')} × DP={train.get('dp')}, "
+                    f"{train.get('engine')}) |")
+    inf = image.get("inference")
+    if inf:
+        rows.append(f"| inference throughput | {inf['images_per_second']:,.1f} images/s (eval forward, batch "
+                    f"{inf['batch_size']}, median of {inf['runs']}, {inf['dtype']}) on {inf['machine']} |")
+    return rows

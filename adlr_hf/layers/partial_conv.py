@@ -19,57 +19,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PartialConv2d", "convert_to_partial_padding", "has_padding"]
+__all__ = ["PartialConv2d", "PartialConvMixin", "convert_to_partial_padding", "has_padding"]
 
 
-class PartialConv2d(nn.Conv2d):
-    """`nn.Conv2d` with partial-convolution renormalisation. Same parameters and state dict as `nn.Conv2d`.
+class PartialConvMixin:
+    """The mask arithmetic of a partial convolution, for a module with `nn.Conv2d`'s geometry attributes
+    (`kernel_size`, `stride`, `padding`, `dilation`, `groups`). Shared by `PartialConv2d` and the channel-parallel
+    convolutions (`adlr_hf.parallel.conv`), which renormalise the same way after their own convolution.
 
-    Extra keyword arguments:
-    - `multi_channel`: the mask passed to `forward` has one channel per input channel (inpainting use); the window
-      sum then runs over the kernel area and the input channels of the group. Default: one mask channel broadcast
-      over all input channels.
-    - `return_mask`: `forward` returns `(output, update_mask)` so the mask can be passed to the next layer.
-
-    `forward(input, mask_in=None)`: without `mask_in` only the zero padding counts as holes; the ratio and update
-    mask then depend only on the spatial size and are cached per (H, W, dtype, device) (recomputed in every call
-    while `torch.compile` traces). With `mask_in` (shape (N or 1, 1 or C_in, H, W), 1 = valid) they are recomputed
-    in every call. The ratio is computed in fp32 and cast once to the output dtype, so `eps` stays meaningful in
-    bf16/fp16.
-
-    The all-ones kernel is a non-persistent buffer (`mask_kernel`): a transformers model that uses this layer must
-    fill it in `_init_weights` (`init.ones_(module.mask_kernel)`), because `from_pretrained` builds the model on
-    the meta device and never loads non-persistent buffers (see `PDResNetPreTrainedModel`).
+    Call `_init_partial(...)` in `__init__`; then `_padding_ratio(H, W, dtype, device)` (padding-only, cached) or
+    `_masked_ratio(mask_in, ...)` give (ratio, update_mask[, all_valid]), and `_renormalize(raw, bias, ratio, update,
+    all_valid)` turns the bias-free convolution `raw` into the partial convolution's output.
     """
 
     eps = 1e-8  # added to the window's mask sum in fp32 before dividing
     max_cached_sizes = 16  # padding-only ratios kept per module; the cache is cleared when it would grow past this
 
-    def __init__(self, *args, multi_channel: bool = False, return_mask: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.padding_mode != "zeros":
-            raise ValueError(f"PartialConv2d needs padding_mode='zeros' (its padding is the 'hole' it renormalises), "
-                             f"got padding_mode={self.padding_mode!r}; use nn.Conv2d for {self.padding_mode!r} padding")
+    def _init_partial(self, multi_channel: bool, return_mask: bool, mask_kernel_shape: tuple, window_size: int,
+                      device=None) -> None:
         self.multi_channel = bool(multi_channel)
         self.return_mask = bool(return_mask)
-        # Deviation from the reference: a grouped multi-channel conv counts only its own group's mask channels
-        # (grouped mask conv); the reference sums all input channels. Identical for groups=1.
-        channels = self.in_channels // self.groups if self.multi_channel else 1
-        kernel_shape = (self.out_channels if self.multi_channel else 1, channels, *self.kernel_size)
         # Deviation from the reference: a non-persistent buffer (moves with .to(), absent from the state dict)
         # instead of a plain attribute re-cast lazily in forward.
-        self.register_buffer("mask_kernel", torch.ones(kernel_shape, device=self.weight.device), persistent=False)
-        self.window_size = channels * self.kernel_size[0] * self.kernel_size[1]
+        self.register_buffer("mask_kernel", torch.ones(mask_kernel_shape, device=device), persistent=False)
+        self.window_size = window_size
         self._ratio_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, bool]] = {}
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", multi_channel={self.multi_channel}, return_mask={self.return_mask}"
 
     def _apply(self, fn, *args, **kwargs):
         self._ratio_cache.clear()  # device/dtype moves make the cached tensors stale
         return super()._apply(fn, *args, **kwargs)
 
-    # ------------------------------------------------------------------------------------------------------ masks
     def _mask_sum(self, mask: torch.Tensor, kernel: torch.Tensor, groups: int) -> torch.Tensor:
         return F.conv2d(mask, kernel, None, self.stride, self.padding, self.dilation, groups)
 
@@ -103,39 +82,89 @@ class PartialConv2d(nn.Conv2d):
             entry = self._ratio_cache[key] = (ratio, update, bool(update.min() >= 1))
         return entry
 
-    def _check_mask(self, input: torch.Tensor, mask: torch.Tensor) -> None:
-        want = self.in_channels if self.multi_channel else 1
+    @torch.no_grad()
+    def _masked_ratio(self, mask_in: torch.Tensor, dtype: torch.dtype, reduce_sum=None):
+        """(ratio, update_mask) for an explicit mask. `reduce_sum` (optional) completes a window sum computed over
+        some of the input channels (a row-parallel convolution all-reduces it over the TP group)."""
+        kernel = self.mask_kernel.to(device=mask_in.device, dtype=torch.float32)
+        mask_sum = self._mask_sum(mask_in.float(), kernel, self.groups if self.multi_channel else 1)
+        if reduce_sum is not None:
+            mask_sum = reduce_sum(mask_sum)
+        return self._ratio_from_sum(mask_sum, self.window_size, dtype)
+
+    def _check_mask(self, input: torch.Tensor, mask: torch.Tensor, channels: int | None = None) -> None:
+        channels = self.in_channels if channels is None else channels
+        want = channels if self.multi_channel else 1
         if mask.dim() != 4 or mask.shape[1] != want or mask.shape[2:] != input.shape[2:] or \
                 mask.shape[0] not in (1, input.shape[0]):
-            kind = f"{self.in_channels} channels (multi_channel=True)" if self.multi_channel else \
+            kind = f"{channels} channels (multi_channel=True)" if self.multi_channel else \
                 "1 channel (pass multi_channel=True for one mask channel per input channel)"
             raise ValueError(f"mask_in has shape {tuple(mask.shape)} but the input has shape {tuple(input.shape)}: "
                              f"the mask needs shape (N or 1, C, H, W) with {kind} and the input's H, W")
 
-    # ---------------------------------------------------------------------------------------------------- forward
+    @staticmethod
+    def _renormalize(raw: torch.Tensor, bias: torch.Tensor | None, ratio: torch.Tensor, update: torch.Tensor,
+                     all_valid: bool) -> torch.Tensor:
+        """(raw * ratio + bias) * update in as few passes over the output as possible: one fused multiply-add
+        (`addcmul`) with a bias, one in-place multiply without (no new output tensor: `raw` is always the fresh
+        result of this layer's convolution, which autograd does not save); the update multiply only where it is not
+        a no-op (without bias the ratio is already 0 outside the update mask; padding-only update masks are usually
+        all ones)."""
+        if bias is None:
+            return raw.mul_(ratio)
+        out = torch.addcmul(bias.to(raw.dtype).view(1, -1, 1, 1), raw, ratio)
+        return out if all_valid else out * update
+
+
+class PartialConv2d(PartialConvMixin, nn.Conv2d):
+    """`nn.Conv2d` with partial-convolution renormalisation. Same parameters and state dict as `nn.Conv2d`.
+
+    Extra keyword arguments:
+    - `multi_channel`: the mask passed to `forward` has one channel per input channel (inpainting use); the window
+      sum then runs over the kernel area and the input channels of the group. Default: one mask channel broadcast
+      over all input channels.
+    - `return_mask`: `forward` returns `(output, update_mask)` so the mask can be passed to the next layer.
+
+    `forward(input, mask_in=None)`: without `mask_in` only the zero padding counts as holes; the ratio and update
+    mask then depend only on the spatial size and are cached per (H, W, dtype, device) (recomputed in every call
+    while `torch.compile` traces). With `mask_in` (shape (N or 1, 1 or C_in, H, W), 1 = valid) they are recomputed
+    in every call. The ratio is computed in fp32 and cast once to the output dtype, so `eps` stays meaningful in
+    bf16/fp16.
+
+    The all-ones kernel is a non-persistent buffer (`mask_kernel`): a transformers model that uses this layer must
+    fill it in `_init_weights` (`init.ones_(module.mask_kernel)`), because `from_pretrained` builds the model on
+    the meta device and never loads non-persistent buffers (see `PDResNetPreTrainedModel`).
+    """
+
+    def __init__(self, *args, multi_channel: bool = False, return_mask: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.padding_mode != "zeros":
+            raise ValueError(f"PartialConv2d needs padding_mode='zeros' (its padding is the 'hole' it renormalises), "
+                             f"got padding_mode={self.padding_mode!r}; use nn.Conv2d for {self.padding_mode!r} padding")
+        # Deviation from the reference: a grouped multi-channel conv counts only its own group's mask channels
+        # (grouped mask conv); the reference sums all input channels. Identical for groups=1.
+        channels = self.in_channels // self.groups if multi_channel else 1
+        kernel_shape = (self.out_channels if multi_channel else 1, channels, *self.kernel_size)
+        self._init_partial(multi_channel, return_mask, kernel_shape,
+                           channels * self.kernel_size[0] * self.kernel_size[1], device=self.weight.device)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", multi_channel={self.multi_channel}, return_mask={self.return_mask}"
+
     def forward(self, input: torch.Tensor, mask_in: torch.Tensor | None = None):
         if input.dim() != 4:
             raise ValueError(f"PartialConv2d expects a 4-D (N, C, H, W) input, got shape {tuple(input.shape)}")
         if mask_in is None:
             raw = self._conv_forward(input, self.weight, None)
             ratio, update, all_valid = self._padding_ratio(input.shape[2], input.shape[3], raw.dtype, raw.device)
-            out = raw * ratio
-            if self.bias is not None:
-                out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
-                if not all_valid:
-                    out = out * update
+            out = self._renormalize(raw, self.bias, ratio, update, all_valid)
             if self.return_mask and self.multi_channel:
                 update = update.expand(input.shape[0], self.out_channels, *update.shape[2:])
         else:
             self._check_mask(input, mask_in)
             raw = self._conv_forward(input * mask_in.to(input.dtype), self.weight, None)
-            with torch.no_grad():
-                kernel = self.mask_kernel.to(device=mask_in.device, dtype=torch.float32)
-                mask_sum = self._mask_sum(mask_in.float(), kernel, self.groups if self.multi_channel else 1)
-                ratio, update = self._ratio_from_sum(mask_sum, self.window_size, raw.dtype)
-            out = raw * ratio
-            if self.bias is not None:
-                out = (out + self.bias.to(out.dtype).view(1, -1, 1, 1)) * update
+            ratio, update = self._masked_ratio(mask_in, raw.dtype)
+            out = self._renormalize(raw, self.bias, ratio, update, all_valid=False)
         return (out, update) if self.return_mask else out
 
 

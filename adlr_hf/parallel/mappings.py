@@ -1,6 +1,8 @@
 """The four autograd mappings at the borders of a tensor-parallel region (Megatron-LM `mpu/mappings.py`).
 
-Each takes the TP group explicitly and is the identity when the group is None or has one member.
+Each takes the TP group explicitly and is the identity when the group is None or has one member. Scatter and gather
+split the last dim by default (hidden features of a Linear); `dim=1` splits the channels of an (N, C, H, W) feature
+map (channel-parallel convolutions, `adlr_hf.parallel.conv`).
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ def _all_reduce(x: torch.Tensor, group) -> torch.Tensor:
     return x
 
 
-def _split_last_dim(x: torch.Tensor, group) -> torch.Tensor:
-    return x.chunk(group_size(group), dim=-1)[group_rank(group)].contiguous()
+def _split_dim(x: torch.Tensor, group, dim: int = -1) -> torch.Tensor:
+    size = group_size(group)
+    if x.shape[dim] % size:
+        raise ValueError(f"cannot split dim {dim} of size {x.shape[dim]} over {size} tensor-parallel ranks; "
+                         "its size must be divisible by the TP degree")
+    return x.chunk(size, dim=dim)[group_rank(group)].contiguous()
 
 
-def _gather_last_dim(x: torch.Tensor, group) -> torch.Tensor:
+def _gather_dim(x: torch.Tensor, group, dim: int = -1) -> torch.Tensor:
+    x = x.contiguous()
     parts = [torch.empty_like(x) for _ in range(group_size(group))]
-    dist.all_gather(parts, x.contiguous(), group=group)
-    return torch.cat(parts, dim=-1)
+    dist.all_gather(parts, x, group=group)
+    return torch.cat(parts, dim=dim)
 
 
 class _CopyToRegion(torch.autograd.Function):
@@ -59,29 +66,29 @@ class _ReduceFromRegion(torch.autograd.Function):
 
 
 class _ScatterToRegion(torch.autograd.Function):
-    """Forward: keep this rank's chunk of the last dim. Backward: all-gather the chunks."""
+    """Forward: keep this rank's chunk of `dim`. Backward: all-gather the chunks along `dim`."""
 
     @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        return _split_last_dim(x, group)
+    def forward(ctx, x, group, dim):
+        ctx.group, ctx.dim = group, dim
+        return _split_dim(x, group, dim)
 
     @staticmethod
     def backward(ctx, grad):
-        return _gather_last_dim(grad, ctx.group), None
+        return _gather_dim(grad, ctx.group, ctx.dim), None, None
 
 
 class _GatherFromRegion(torch.autograd.Function):
-    """Forward: all-gather the chunks along the last dim. Backward: keep this rank's chunk of the gradient."""
+    """Forward: all-gather the chunks along `dim`. Backward: keep this rank's chunk of the gradient."""
 
     @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        return _gather_last_dim(x, group)
+    def forward(ctx, x, group, dim):
+        ctx.group, ctx.dim = group, dim
+        return _gather_dim(x, group, dim)
 
     @staticmethod
     def backward(ctx, grad):
-        return _split_last_dim(grad, ctx.group), None
+        return _split_dim(grad, ctx.group, ctx.dim), None, None
 
 
 def copy_to_tp_region(x: torch.Tensor, group) -> torch.Tensor:
@@ -92,9 +99,11 @@ def reduce_from_tp_region(x: torch.Tensor, group) -> torch.Tensor:
     return x if group_size(group) == 1 else _ReduceFromRegion.apply(x, group)
 
 
-def scatter_to_tp_region(x: torch.Tensor, group) -> torch.Tensor:
-    return x if group_size(group) == 1 else _ScatterToRegion.apply(x, group)
+def scatter_to_tp_region(x: torch.Tensor, group, dim: int = -1) -> torch.Tensor:
+    """This rank's chunk of `dim` (-1: features; 1: channels of an NCHW map)."""
+    return x if group_size(group) == 1 else _ScatterToRegion.apply(x, group, dim)
 
 
-def gather_from_tp_region(x: torch.Tensor, group) -> torch.Tensor:
-    return x if group_size(group) == 1 else _GatherFromRegion.apply(x, group)
+def gather_from_tp_region(x: torch.Tensor, group, dim: int = -1) -> torch.Tensor:
+    """All ranks' chunks concatenated along `dim` (-1: features; 1: channels of an NCHW map)."""
+    return x if group_size(group) == 1 else _GatherFromRegion.apply(x, group, dim)

@@ -11,6 +11,11 @@ Plan keys are module-name globs where `*` stands for one name component (a layer
 | `rowwise` | nn.Linear | RowParallelLinear(input_is_parallel=True) | Row after a split input |
 | `embedding_rowwise` | nn.Embedding | VocabParallelEmbedding | vocab-parallel embedding |
 | `vocab_lm_head` | nn.Linear | VocabParallelLMHead | tied LM head + vocab-parallel CE |
+| `rowwise_split_input` | nn.Linear | RowParallelLinear(input_is_parallel=False) | Row on a replicated input |
+| `conv_colwise` | nn.Conv2d / PartialConv2d | ColumnParallelConv2d(gather_output=False) | Column over output channels |
+| `conv_colwise_gather` | nn.Conv2d / PartialConv2d | ColumnParallelConv2d(gather_output=True) | Column, channels gathered |
+| `conv_rowwise` | nn.Conv2d / PartialConv2d | RowParallelConv2d(input_is_parallel=True) | Row over input channels |
+| `bn_colwise` | nn.BatchNorm2d | ChannelParallelBatchNorm2d | batch norm on the local channels |
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from .conv import ChannelParallelBatchNorm2d, ColumnParallelConv2d, RowParallelConv2d
 from .layers import ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding, VocabParallelLMHead, _ParallelModule
 from .mappings import group_rank, group_size
 from .sharding import merge_shards, pad_rows, padded_vocab_size, split_for_rank
@@ -52,6 +58,18 @@ STYLES: dict[str, Style] = {
                                {"weight": (0, 1)}, vocab=True),
     "vocab_lm_head": Style(nn.Linear, lambda m, g, mult: VocabParallelLMHead.from_dense(m, g, mult),
                            {"weight": (0, 1), "bias": (0, 1)}, vocab=True),
+    "rowwise_split_input": Style(nn.Linear, lambda m, g, _: RowParallelLinear.from_dense(m, g, input_is_parallel=False),
+                                 {"weight": (1, 1), "bias": None}),
+    # Channel-parallel convolutions (parallel/conv.py); buffers listed here (running stats) are split like parameters.
+    "conv_colwise": Style(nn.Conv2d, lambda m, g, _: ColumnParallelConv2d.from_dense(m, g, gather_output=False),
+                          {"weight": (0, 1), "bias": (0, 1)}),
+    "conv_colwise_gather": Style(nn.Conv2d, lambda m, g, _: ColumnParallelConv2d.from_dense(m, g, gather_output=True),
+                                 {"weight": (0, 1), "bias": (0, 1)}),
+    "conv_rowwise": Style(nn.Conv2d, lambda m, g, _: RowParallelConv2d.from_dense(m, g, input_is_parallel=True),
+                          {"weight": (1, 1), "bias": None}),
+    "bn_colwise": Style(nn.BatchNorm2d, lambda m, g, _: ChannelParallelBatchNorm2d.from_dense(m, g),
+                        {"weight": (0, 1), "bias": (0, 1), "running_mean": (0, 1), "running_var": (0, 1),
+                         "num_batches_tracked": None}),
 }
 STYLES["colwise_gather_output"] = STYLES["colwise_rep"]
 STYLES["vocab"] = STYLES["embedding_rowwise"]
@@ -198,6 +216,9 @@ def gather_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
         if isinstance(module, _ParallelModule):
             for p_name, _ in module.named_parameters(recurse=False):
                 owners[f"{mod_name}.{p_name}" if mod_name else p_name] = (module, p_name)
+            for b_name, _ in module.named_buffers(recurse=False):  # split buffers (batch-norm running statistics)
+                if module.partition.get(b_name) is not None:
+                    owners[f"{mod_name}.{b_name}" if mod_name else b_name] = (module, b_name)
     gathered_by_storage: dict[int, torch.Tensor] = {}
     out = {}
     for key, tensor in local.items():

@@ -10,8 +10,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     model.add_argument("--model", default="megatron-gpt-tiny",
                        help="registered variant (see `adlr-hf list`), a config.json, or a model folder to continue from")
     model.add_argument("--task", default=None,
-                       help="causal-lm | bert-pretraining | masked-lm | image-classification "
-                            "(default: the model family's own)")
+                       help="causal-lm | bert-pretraining | masked-lm | image-classification | "
+                            "emotion-classification | char-lm (default: the model family's own)")
+    model.add_argument("--labels", default=None,
+                       help="emotion classification: label set, e.g. `ekman` for GoEmotions' Ekman mapping")
     model.add_argument("--whole-word-masking", action="store_true", help="masked LM: mask whole words")
     model.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set hidden_dropout=0 (repeatable)")

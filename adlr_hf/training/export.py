@@ -282,7 +282,7 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
         model.tie_weights()
 
     tokenizer = None
-    if tokenizer_dir is not None:
+    if tokenizer_dir is not None and (tokenizer_dir / "tokenizer_config.json").is_file():  # image models have none
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -296,6 +296,8 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        if config_dir is not None and (config_dir / "preprocessor_config.json").is_file():  # an image processor
+            shutil.copy2(config_dir / "preprocessor_config.json", tmp / "preprocessor_config.json")
         (tmp / "adlr_hf_export.json").write_text(json.dumps(
             {"checkpoint": str(checkpoint_dir.resolve()), "step": trainer_state.get("step"),
              "units_seen": trainer_state.get("units_seen"), "unit": trainer_state.get("unit"), "tp": trainer_state.get("tp"),

@@ -206,10 +206,44 @@ class ImageClassificationTask:
         return {"accuracy": (correct, batch["labels"].numel())}
 
 
+class EmotionClassificationTask:
+    """Multi-label emotion classification on a pre-trained LM (arXiv 1812.01207); see adlr_hf/training/emotion.py."""
+
+    name = "emotion-classification"
+    emotion_config = None  # set by build(): the classifier's config around the LM's
+    accumulator = None  # validation F1 and threshold counts of the current run
+
+    @property
+    def auto_class(self):
+        from .emotion import EmotionModelFactory
+
+        return EmotionModelFactory(self)
+
+    def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskData:
+        from .emotion import build_emotion_task
+
+        return build_emotion_task(self, args, config, init_from, run_dir, is_main)
+
+    def eval_counts(self, outputs, batch) -> dict:
+        return self.accumulator.update(outputs.logits, batch) if self.accumulator is not None else {}
+
+
+class CharLMTask(CausalLMTask):
+    """Byte-level LM pre-training of the mLSTM baseline (vocabulary: 256 bytes + pad)."""
+
+    name = "char-lm"
+
+    def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskData:
+        from .emotion import build_char_lm_task
+
+        return build_char_lm_task(args, config, run_dir, is_main)
+
+
 TASKS = {task.name: task for task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(),
-                                      ImageClassificationTask())}
+                                      ImageClassificationTask(), EmotionClassificationTask(), CharLMTask())}
 DEFAULT_TASK = {"adlr_megatron_gpt": "causal-lm", "adlr_megatron_bert": "bert-pretraining",
-                "adlr_pd_resnet": "image-classification"}
+                "adlr_pd_resnet": "image-classification", "adlr_emotion": "emotion-classification",
+                "adlr_mlstm": "char-lm"}
 
 
 def task_for(config, requested: str | None):

@@ -33,8 +33,19 @@ class PDResNetConfig(PretrainedConfig):
       (ResNet blocks per stage) and `vgg_hidden_size` it makes small test models with torchvision's parameter names.
     - `classifier_dropout`: dropout between VGG's fully connected layers (0.5 as torchvision).
     - `zero_init_residual`: zero the last BN of every residual block at init (torchvision's option; off by default).
+    - `stem`: "imagenet" (torchvision's 7×7/2 conv + 3×3/2 max-pool, every paper model) or "cifar" (a 3×3/1 conv
+      and no max-pool, the usual ResNet stem for 32×32 inputs); ResNets only. Same parameter names either way.
     - `image_size` / `resize_size`: the training crop and the evaluation shorter-side resize (224 / 256); hints for
       the image processor and the data pipeline. The model itself takes any input size (adaptive pooling).
+
+    Tensor parallelism (`base_model_tp_plan`, applied by `adlr_hf.parallel.apply_tp_plan`): Megatron's column → row
+    pair on channels inside every residual block — bottleneck: `conv2` column-parallel (output channels split),
+    `bn2` on the local channels, `conv3` row-parallel (input channels split, all-reduce after); basic block: `conv1`
+    column, `bn1` local, `conv2` row. The stem, `conv1`/`bn1` of bottlenecks, the last BN and the downsample stay
+    replicated, so every block starts and ends on whole feature maps. VGG pairs consecutive convs the same way
+    (column, [BN local], ReLU, [max-pool], row; an odd last conv stays replicated). The heads are in the model class's
+    `_tp_plan`: VGG's classifier column → row → row-on-a-split-input, ResNet's `fc` row-on-a-split-input, so any
+    number of classes works. `check_tp_size` names what a TP degree does not divide.
     """
 
     model_type = "adlr_pd_resnet"
@@ -50,6 +61,7 @@ class PDResNetConfig(PretrainedConfig):
         vgg_hidden_size=4096,
         classifier_dropout=0.5,
         zero_init_residual=False,
+        stem="imagenet",
         image_size=224,
         resize_size=256,
         **kwargs,
@@ -74,6 +86,10 @@ class PDResNetConfig(PretrainedConfig):
                             ("vgg_hidden_size", vgg_hidden_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive int")
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"stem={stem!r} is not 'imagenet' (7×7/2 conv + max-pool) or 'cifar' (3×3/1 conv)")
+        if is_vgg and stem != "imagenet":
+            raise ValueError(f"stem={stem!r} applies to ResNets only; arch={arch!r} is a VGG")
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 1000
         self.arch = arch
@@ -87,6 +103,7 @@ class PDResNetConfig(PretrainedConfig):
         self.zero_init_residual = zero_init_residual
         self.image_size = image_size
         self.resize_size = resize_size
+        self.stem = stem
         super().__init__(**kwargs)
 
     @property
@@ -114,3 +131,44 @@ class PDResNetConfig(PretrainedConfig):
         if self.is_vgg:
             return self.vgg_layers[-2]
         return self.base_width * 8 * (4 if self.block_type == "bottleneck" else 1)
+
+    @property
+    def base_model_tp_plan(self) -> dict[str, str]:
+        """The backbone's channel-parallel plan (module globs relative to `PDResNetModel`)."""
+        if self.is_vgg:
+            plan, index, convs = {}, 0, []
+            for value in self.vgg_layers:
+                if value == "M":
+                    index += 1
+                    continue
+                convs.append(index)
+                index += 3 if self.batch_norm else 2
+            for pair in range(len(convs) // 2):
+                column, row = convs[2 * pair], convs[2 * pair + 1]
+                plan[f"features.{column}"] = "conv_colwise"
+                if self.batch_norm:
+                    plan[f"features.{column + 1}"] = "bn_colwise"
+                plan[f"features.{row}"] = "conv_rowwise"
+            return plan
+        if self.block_type == "bottleneck":
+            return {"layer*.*.conv2": "conv_colwise", "layer*.*.bn2": "bn_colwise", "layer*.*.conv3": "conv_rowwise"}
+        return {"layer*.*.conv1": "conv_colwise", "layer*.*.bn1": "bn_colwise", "layer*.*.conv2": "conv_rowwise"}
+
+    def check_tp_size(self, tp_size: int) -> None:
+        """Every split layer must divide evenly: the channels of the column-parallel convs (and the inputs of the
+        row-parallel ones), and the features the heads split."""
+        if isinstance(tp_size, bool) or not isinstance(tp_size, int) or tp_size < 1:
+            raise ValueError(f"tp_size={tp_size!r} must be a positive int")
+        if self.is_vgg:
+            widths = [v for v in self.vgg_layers if v != "M"]
+            split = {f"VGG conv width {w}": w for w in widths[: len(widths) // 2 * 2]}
+            split[f"vgg_hidden_size={self.vgg_hidden_size}"] = self.vgg_hidden_size
+        else:
+            split = {f"stage {i + 1} width base_width·2^{i} = {self.base_width * 2 ** i}": self.base_width * 2 ** i
+                     for i in range(4)}
+            split[f"hidden_size={self.hidden_size} (the fc input)"] = self.hidden_size
+        for what, size in split.items():
+            if size % tp_size:
+                raise ValueError(f"tp_size={tp_size} does not divide {what}: the tensor-parallel plan splits those "
+                                 "channels; choose a tp_size that divides it (or a base_width that is a multiple of "
+                                 "tp_size).")

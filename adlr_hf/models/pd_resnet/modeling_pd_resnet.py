@@ -31,10 +31,14 @@ except ImportError:  # pragma: no cover - a remote-code copy: the published fold
     from .partial_conv import PartialConv2d
 
 try:  # Tensor-parallel pieces; a remote-code copy of this file without adlr_hf installed runs on one process.
-    from adlr_hf.parallel import TensorParallelMixin
+    from adlr_hf.parallel import TensorParallelMixin, tp_rng_fork
 except ImportError:  # pragma: no cover - exercised by the remote-code test in a clean interpreter
+    import contextlib
+
     class TensorParallelMixin:  # noqa: D101 - TP=1: nothing to shard
         pass
+
+    tp_rng_fork = contextlib.nullcontext
 
 
 def pd_conv(config: PDResNetConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -129,7 +133,11 @@ class PDVGGFeatures(nn.Sequential):
 
 
 class PDVGGClassifier(nn.Sequential):
-    """VGG's head as torchvision numbers it: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear."""
+    """VGG's head as torchvision numbers it: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear.
+
+    The first dropout acts on `classifier.0`'s output, which the TP plan leaves split over the TP ranks, so it draws
+    from the per-TP-rank RNG stream (Megatron's rule for dropout inside a parallel region; a no-op outside training
+    set-ups that seed it)."""
 
     def __init__(self, config: PDResNetConfig):
         hidden = config.vgg_hidden_size
@@ -138,6 +146,14 @@ class PDVGGClassifier(nn.Sequential):
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(config.classifier_dropout),
             nn.Linear(hidden, config.num_labels),
         )
+
+    def forward(self, x):
+        x = self[1](self[0](x))
+        with tp_rng_fork():
+            x = self[2](x)
+        for layer in list(self)[3:]:
+            x = layer(x)
+        return x
 
 
 class PDResNetPreTrainedModel(TensorParallelMixin, PreTrainedModel):
@@ -196,10 +212,13 @@ class PDResNetModel(PDResNetPreTrainedModel):
         else:
             block = PDResNetBottleneck if config.block_type == "bottleneck" else PDResNetBasicBlock
             width = config.base_width
-            self.conv1 = pd_conv(config, config.num_channels, width, 7, stride=2, padding=3)
+            if config.stem == "cifar":  # 32×32 inputs: keep the resolution (not in the paper; a common variant)
+                self.conv1 = pd_conv(config, config.num_channels, width, 3, stride=1, padding=1)
+            else:
+                self.conv1 = pd_conv(config, config.num_channels, width, 7, stride=2, padding=3)
             self.bn1 = nn.BatchNorm2d(width)
             self.relu = nn.ReLU(inplace=True)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.maxpool = nn.Identity() if config.stem == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
             in_channels = width
             for index, depth in enumerate(config.stage_depths):
                 planes = width * 2 ** index
@@ -250,6 +269,10 @@ class PDResNetForImageClassification(PDResNetPreTrainedModel):
     """`PDResNetModel` + torchvision's head: `fc` (ResNet) or `classifier` (VGG's three linears)."""
 
     accepts_loss_kwargs = False
+    # The heads' tensor-parallel plan (the backbone's is `config.base_model_tp_plan`); names absent from a model (the
+    # other architecture's head) match nothing. Row-parallel last layers on a split input work for any class count.
+    _tp_plan = {"fc": "rowwise_split_input", "classifier.0": "colwise", "classifier.3": "rowwise",
+                "classifier.6": "rowwise_split_input"}
 
     def __init__(self, config: PDResNetConfig):
         super().__init__(config)

@@ -337,3 +337,65 @@ def test_registered_variants():
     with torch.device("meta"):
         full = PDResNetForImageClassification(get_config("pd-vgg16-bn"))
     assert sum(p.numel() for p in full.parameters()) == 138_365_992  # torchvision's vgg16_bn
+
+
+def _plan_matches(name, **overrides):
+    from adlr_hf.parallel.plan import full_tp_plan, match_plan
+
+    with torch.device("meta"):
+        model = PDResNetForImageClassification(get_config(name, **overrides))
+    modules = dict(model.named_modules())
+    return {k: (style, type(modules[k]).__name__) for k, style in match_plan(modules, full_tp_plan(model)).items()}
+
+
+def test_tp_plan_pairs_column_and_row_convs_in_every_block_and_splits_the_heads():
+    basic = _plan_matches("pd-resnet18")
+    assert basic["model.layer1.0.conv1"] == ("conv_colwise", "PartialConv2d")
+    assert basic["model.layer1.0.bn1"] == ("bn_colwise", "BatchNorm2d")
+    assert basic["model.layer4.1.conv2"] == ("conv_rowwise", "PartialConv2d")
+    assert basic["fc"] == ("rowwise_split_input", "Linear")
+    assert len(basic) == 8 * 3 + 1 and not any(".downsample" in k or k == "model.conv1" for k in basic)
+    bottleneck = _plan_matches("pd-resnet50")
+    assert bottleneck["model.layer3.5.conv2"] == ("conv_colwise", "PartialConv2d")
+    assert bottleneck["model.layer3.5.conv3"] == ("conv_rowwise", "Conv2d")  # 1×1, unpadded: a plain conv
+    assert bottleneck["model.layer3.5.bn2"] == ("bn_colwise", "BatchNorm2d")
+    assert len(bottleneck) == 16 * 3 + 1 and "model.layer1.0.conv1" not in bottleneck
+    vgg = _plan_matches("pd-vgg16-bn")  # 13 convs: 6 column/row pairs, the last conv stays whole
+    convs = {k: v for k, v in vgg.items() if k.startswith("model.features")}
+    assert sum(v[0] == "conv_colwise" for v in convs.values()) == 6 == sum(v[0] == "conv_rowwise" for v in convs.values())
+    assert convs["model.features.0"] == ("conv_colwise", "PartialConv2d") and convs["model.features.1"][0] == "bn_colwise"
+    assert convs["model.features.3"] == ("conv_rowwise", "PartialConv2d") and "model.features.40" not in convs
+    assert (vgg["classifier.0"][0], vgg["classifier.3"][0], vgg["classifier.6"][0]) == \
+        ("colwise", "rowwise", "rowwise_split_input")
+    plain_vgg = _plan_matches("pd-vgg11")  # no batch norm: conv, ReLU, [pool] indices
+    assert plain_vgg["model.features.0"][0] == "conv_colwise" and plain_vgg["model.features.3"][0] == "conv_rowwise"
+
+
+def test_check_tp_size_names_what_a_tp_degree_does_not_divide():
+    get_config("pd-resnet-tiny").check_tp_size(8)
+    get_config("pd-resnet50").check_tp_size(8)
+    with pytest.raises(ValueError, match="tp_size=3 does not divide stage 1 width"):
+        get_config("pd-resnet-tiny").check_tp_size(3)
+    with pytest.raises(ValueError, match="vgg_hidden_size=60"):
+        get_config("pd-vgg-tiny", vgg_hidden_size=60).check_tp_size(8)
+    with pytest.raises(ValueError, match="positive int"):
+        get_config("pd-resnet-tiny").check_tp_size(0)
+    # Any class count: the heads split their input features, not the classes.
+    get_config("pd-resnet-tiny", num_labels=37).check_tp_size(2)
+
+
+@pytest.mark.parametrize("name", ["pd-resnet-tiny", "pd-vgg-tiny"])
+def test_plan_applied_on_one_process_is_the_identity(name):
+    from adlr_hf.parallel import apply_tp_plan, gather_state_dict
+
+    torch.manual_seed(0)
+    model = PDResNetForImageClassification(get_config(name, classifier_dropout=0.0)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x).logits
+        state = model.state_dict()
+        apply_tp_plan(model, None)
+        assert type(model.fc if hasattr(model, "fc") else model.classifier[6]).__name__ == "RowParallelLinear"
+        torch.testing.assert_close(model(x).logits, expected, rtol=0, atol=0)
+    gathered = gather_state_dict(model)
+    assert gathered.keys() == state.keys() and all(torch.equal(gathered[k], state[k]) for k in state)
