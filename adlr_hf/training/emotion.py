@@ -147,9 +147,8 @@ class EmotionModelFactory:
     def from_pretrained(self, path, config=None, **kwargs):
         from transformers import AutoModelForSequenceClassification
 
-        # tp_size=1: the loop shards the model itself afterwards.
-        return AutoModelForSequenceClassification.from_pretrained(path, config=self.task.emotion_config, tp_size=1,
-                                                                  **kwargs)
+        # The loop passes tp_size=1 and shards the model itself afterwards.
+        return AutoModelForSequenceClassification.from_pretrained(path, config=self.task.emotion_config, **kwargs)
 
 
 def emotion_config_for(config, labels, init_from, overrides: dict | None = None):
