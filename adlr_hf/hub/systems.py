@@ -214,8 +214,8 @@ def image_systems(model, training: dict | None = None, measure_inference: bool =
         out["training"] = {"images_per_second": training["images_per_second"], "seconds": training.get("seconds"),
                            "machine": training.get("machine"), "tp": training.get("tp"), "dp": training.get("dp"),
                            "engine": training.get("engine"), "source": "run_info.json"}
-    if measure_inference:
-        out["inference"] = measure_image_inference_throughput(model, runs=runs)
+    if measure_inference:  # short passes: more of them, so a stall of a shared machine does not set the median
+        out["inference"] = measure_image_inference_throughput(model, runs=max(runs, 10), warmup=3)
     return out
 
 

@@ -399,3 +399,18 @@ def test_plan_applied_on_one_process_is_the_identity(name):
         torch.testing.assert_close(model(x).logits, expected, rtol=0, atol=0)
     gathered = gather_state_dict(model)
     assert gathered.keys() == state.keys() and all(torch.equal(gathered[k], state[k]) for k in state)
+
+
+def test_cifar_stem_keeps_the_resolution_and_the_parameter_names():
+    imagenet = PDResNetForImageClassification(get_config("pd-resnet-tiny")).eval()
+    cifar = PDResNetForImageClassification(get_config("pd-resnet-tiny", stem="cifar")).eval()
+    assert isinstance(cifar.model.conv1, PartialConv2d) and cifar.model.conv1.kernel_size == (3, 3)
+    assert cifar.model.conv1.stride == (1, 1) and isinstance(cifar.model.maxpool, nn.Identity)
+    assert set(cifar.state_dict()) == set(imagenet.state_dict())
+    with torch.no_grad():
+        hidden = cifar(torch.randn(1, 3, 32, 32), output_hidden_states=True).hidden_states
+    assert hidden[0].shape[-1] == 32 and hidden[-1].shape[-1] == 4  # stem keeps 32; three stride-2 stages
+    with pytest.raises(ValueError, match="stem='tiny'"):
+        get_config("pd-resnet-tiny", stem="tiny")
+    with pytest.raises(ValueError, match="applies to ResNets only"):
+        get_config("pd-vgg-tiny", stem="cifar")
