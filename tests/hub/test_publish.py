@@ -20,6 +20,7 @@ from adlr_hf.cli import main as cli_main
 from adlr_hf.hub.card import weights_fingerprint
 from adlr_hf.hub.publish import PushUnavailable, publish, push_to_hub
 from adlr_hf.training.export import export_checkpoint
+from remote_code import run_without_adlr_hf
 
 publish_mod = importlib.import_module("adlr_hf.hub.publish")  # the package re-exports a function of that name
 
@@ -119,34 +120,14 @@ def test_card_snippets_run_where_adlr_hf_is_not_importable(published, tmp_path):
     shutil.copytree(published, snapshot)
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", {os.getcwd()!r})]
-
-        class NoAdlrHf:
-            @staticmethod
-            def find_spec(name, path=None, target=None):
-                if name == "adlr_hf" or name.startswith("adlr_hf."):
-                    raise ModuleNotFoundError("No module named 'adlr_hf'")
-                return None
-
-        sys.meta_path.insert(0, NoAdlrHf)
-        try:
-            import adlr_hf
-            raise SystemExit("adlr_hf must not be importable here")
-        except ImportError:
-            pass
-    """) + "\n".join(blocks) + textwrap.dedent("""
+    body = "\n".join(blocks) + textwrap.dedent("""
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         print("snippets-ok", type(model).__name__)
     """)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_TOKEN")}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "snippets-ok MegatronGPTForCausalLM" in result.stdout
-    assert result.stdout.count("The quick brown fox") == 2
+    stdout = run_without_adlr_hf(body, tmp_path / "hf_home",
+                                 env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert "snippets-ok MegatronGPTForCausalLM" in stdout
+    assert stdout.count("The quick brown fox") == 2
 
 
 def test_checkpoint_export_and_sharded_publish(run_dir, published, tmp_path):

@@ -2,10 +2,6 @@
 pipeline and remote code."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -30,6 +26,7 @@ from adlr_hf.models.emotion import (
 )
 from adlr_hf.models.megatron_gpt import MegatronGPTForCausalLM
 from adlr_hf.training.emotion import EmotionEvalAccumulator
+from remote_code import run_without_adlr_hf
 
 LABELS = ["anger", "joy", "sadness"]
 PAD = 1
@@ -313,23 +310,7 @@ def test_remote_code_loads_both_classifiers_without_adlr_hf(tmp_path):
     ids = torch.randint(2, 255, (2, 6), generator=torch.Generator().manual_seed(7))
     torch.save({"ids": ids, "transformer": transformer(ids).logits, "mlstm": mlstm(ids).logits},
                tmp_path / "expected.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", {repr(os.getcwd())})]
-
-        class NoAdlrHf:
-            @staticmethod
-            def find_spec(name, path=None, target=None):
-                if name == "adlr_hf" or name.startswith("adlr_hf."):
-                    raise ModuleNotFoundError("No module named 'adlr_hf'")
-                return None
-
-        sys.meta_path.insert(0, NoAdlrHf)
-        try:
-            import adlr_hf
-            raise SystemExit("adlr_hf must not be importable here")
-        except ImportError:
-            pass
+    body = f"""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         expected = torch.load({str(tmp_path / 'expected.pt')!r})
@@ -340,12 +321,8 @@ def test_remote_code_loads_both_classifiers_without_adlr_hf(tmp_path):
             print("remote-code-ok", name, type(model).__module__, model.predict(expected["ids"]).labels is not None)
         tok = AutoTokenizer.from_pretrained({str(tmp_path / 'mlstm')!r}, trust_remote_code=True)
         print("tokenizer-ok", type(tok).__module__, tok("ab")["input_ids"])
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HOME"] = str(tmp_path / "hf_home")
-    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "remote-code-ok transformer transformers_modules" in result.stdout
-    assert "remote-code-ok mlstm transformers_modules" in result.stdout
-    assert "tokenizer-ok transformers_modules" in result.stdout and "[97, 98]" in result.stdout
+    """
+    stdout = run_without_adlr_hf(body, tmp_path / "hf_home")
+    assert "remote-code-ok transformer transformers_modules" in stdout
+    assert "remote-code-ok mlstm transformers_modules" in stdout
+    assert "tokenizer-ok transformers_modules" in stdout and "[97, 98]" in stdout

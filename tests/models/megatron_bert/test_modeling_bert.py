@@ -1,10 +1,6 @@
 """Megatron-BERT: pre-LN vs post-LN, losses, saving/loading (also as remote code), a collated MLM+SOP batch, and
 TP=2 (two gloo processes) reproducing TP=1."""
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -14,6 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelF
 
 import adlr_hf  # noqa: F401 - registers the Auto classes
 from adlr_hf import MegatronBertConfig, MegatronBertForMaskedLM, MegatronBertForPreTraining, get_config
+from remote_code import run_without_adlr_hf
 
 VOCAB = 1000  # not a multiple of 128 x 2, so the vocab padding is exercised under TP
 
@@ -137,23 +134,7 @@ def test_remote_code_loads_where_adlr_hf_is_not_importable(saved, tmp_path):
     batch = _without_labels(_batch(2))
     with torch.no_grad():
         torch.save({"batch": batch, "logits": mlm(**batch).logits}, tmp_path / "expected.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", {repr(os.getcwd())})]
-
-        class NoAdlrHf:  # the editable install's import hook would otherwise still find the package
-            @staticmethod
-            def find_spec(name, path=None, target=None):
-                if name == "adlr_hf" or name.startswith("adlr_hf."):
-                    raise ModuleNotFoundError("No module named 'adlr_hf'")
-                return None
-
-        sys.meta_path.insert(0, NoAdlrHf)
-        try:
-            import adlr_hf
-            raise SystemExit("adlr_hf must not be importable here")
-        except ImportError:
-            pass
+    body = f"""
         import torch
         from transformers import AutoModelForMaskedLM
         model = AutoModelForMaskedLM.from_pretrained({str(root / 'mlm')!r}, trust_remote_code=True).eval()
@@ -161,14 +142,9 @@ def test_remote_code_loads_where_adlr_hf_is_not_importable(saved, tmp_path):
         with torch.no_grad():
             torch.testing.assert_close(model(**expected["batch"]).logits, expected["logits"])
         print("remote-code-ok", type(model).__module__)
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HOME"] = str(tmp_path / "hf_home")
-    # -I: isolated mode, so neither the working directory nor an editable install's path hooks apply.
-    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "remote-code-ok transformers_modules" in result.stdout
+    """
+    stdout = run_without_adlr_hf(body, tmp_path / "hf_home")
+    assert "remote-code-ok transformers_modules" in stdout
 
 
 def test_collated_mlm_sop_batch_trains(tmp_path):

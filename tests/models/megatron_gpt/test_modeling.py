@@ -1,9 +1,5 @@
 """Megatron-GPT on one process: HF conventions, cache, padding, loss, saving and loading."""
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -13,6 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 import adlr_hf
 from adlr_hf import MegatronGPTConfig, MegatronGPTForCausalLM, MegatronGPTForSequenceClassification, get_config
 from adlr_hf.models.megatron_gpt.modeling_megatron_gpt import last_token_index
+from remote_code import run_without_adlr_hf
 
 
 def tiny(**overrides):
@@ -100,37 +97,16 @@ def test_remote_code_loads_where_adlr_hf_is_not_importable(model, tmp_path):
     model.save_pretrained(folder)
     ids = torch.randint(0, 1024, (1, 7), generator=torch.Generator().manual_seed(4))
     torch.save({"ids": ids, "logits": model(ids).logits}, tmp_path / "expected.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", {repr(os.getcwd())})]
-
-        class NoAdlrHf:  # the editable install's import hook would otherwise still find the package
-            @staticmethod
-            def find_spec(name, path=None, target=None):
-                if name == "adlr_hf" or name.startswith("adlr_hf."):
-                    raise ModuleNotFoundError("No module named 'adlr_hf'")
-                return None
-
-        sys.meta_path.insert(0, NoAdlrHf)
-        try:
-            import adlr_hf
-            raise SystemExit("adlr_hf must not be importable here")
-        except ImportError:
-            pass
+    body = f"""
         import torch
         from transformers import AutoModelForCausalLM
         model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
         expected = torch.load({str(tmp_path / 'expected.pt')!r})
         torch.testing.assert_close(model(expected["ids"]).logits, expected["logits"])
         print("remote-code-ok", type(model).__module__)
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HOME"] = str(tmp_path / "hf_home")
-    # -I: isolated mode, so neither the working directory nor an editable install's path hooks apply.
-    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "remote-code-ok transformers_modules" in result.stdout
+    """
+    stdout = run_without_adlr_hf(body, tmp_path / "hf_home")
+    assert "remote-code-ok transformers_modules" in stdout
 
 
 def test_sequence_classification_pools_the_last_real_token():

@@ -2,9 +2,6 @@
 conversion, Auto classes, remote code, the image-classification pipeline on a real CIFAR-10 JPEG."""
 
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 from adlr_hf import PDResNetConfig, PDResNetForImageClassification, PDResNetImageProcessor, get_config
 from adlr_hf.layers import PartialConv2d
 from adlr_hf.models.pd_resnet.convert_pd_resnet import convert_partialconv, convert_torchvision, to_hf_state_dict
+from remote_code import run_without_adlr_hf
 
 CIFAR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cifar10-jpeg-subset"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -159,23 +157,7 @@ def test_remote_code_loads_where_adlr_hf_is_not_importable(tiny, tmp_path):
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         torch.save({"x": x, "logits": tiny(x).logits}, tmp_path / "expected.pt")
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path = [p for p in sys.path if p not in ("", {repr(os.getcwd())})]
-
-        class NoAdlrHf:  # the editable install's import hook would otherwise still find the package
-            @staticmethod
-            def find_spec(name, path=None, target=None):
-                if name == "adlr_hf" or name.startswith("adlr_hf."):
-                    raise ModuleNotFoundError("No module named 'adlr_hf'")
-                return None
-
-        sys.meta_path.insert(0, NoAdlrHf)
-        try:
-            import adlr_hf
-            raise SystemExit("adlr_hf must not be importable here")
-        except ImportError:
-            pass
+    body = f"""
         import torch
         from transformers import AutoModelForImageClassification
         model = AutoModelForImageClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
@@ -183,13 +165,9 @@ def test_remote_code_loads_where_adlr_hf_is_not_importable(tiny, tmp_path):
         with torch.no_grad():
             torch.testing.assert_close(model(expected["x"]).logits, expected["logits"])
         print("remote-code-ok", type(model).__module__, type(model.model.conv1).__module__)
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HOME"] = str(tmp_path / "hf_home")
-    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "remote-code-ok transformers_modules" in result.stdout and "partial_conv" in result.stdout
+    """
+    stdout = run_without_adlr_hf(body, tmp_path / "hf_home")
+    assert "remote-code-ok transformers_modules" in stdout and "partial_conv" in stdout
 
 
 @pytest.mark.skipif(not CIFAR.is_dir(), reason=f"CIFAR-10 JPEG subset not found at {CIFAR}")
