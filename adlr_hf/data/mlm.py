@@ -52,8 +52,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -63,7 +61,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from .text import tokenizer_hash
+from .text import save_to_cache, tokenizer_hash
 
 __all__ = ["MLMCollator", "build_mlm_dataset", "make_sop_sample", "split_sentences", "word_start_table"]
 
@@ -216,20 +214,7 @@ def build_mlm_dataset(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerB
         need = "documents with at least 2 sentences" if sop else "non-empty documents"
         raise ValueError(f"no samples: the {len(dataset)} documents hold no {need}; use more text"
                          + (" or sop=False" if sop else ""))
-    if target is None:
-        return samples
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        samples.save_to_disk(str(tmp))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not target.is_dir():  # another process won the race only if the target now exists
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return datasets.load_from_disk(str(target))
+    return samples if target is None else save_to_cache(samples, target)
 
 
 # ------------------------------------------------------------------------------------------------------- masking

@@ -306,6 +306,23 @@ def _pack(tokenized: datasets.Dataset, seq_len: int) -> tuple[list[np.ndarray], 
     return blocks, total
 
 
+def save_to_cache(dataset: datasets.Dataset, target: Path) -> datasets.Dataset:
+    """`save_to_disk` into a temporary sibling renamed to `target` (a crash leaves no half-written cache; when several
+    ranks race, the first rename wins), then reload it from disk."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    try:
+        dataset.save_to_disk(str(tmp))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():  # another process won the race only if the target now exists
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return datasets.load_from_disk(str(target))
+
+
 def build_lm_dataset(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, seq_len: int, num_proc: int = 1,
                      cache_dir: str | os.PathLike | None = None, *, text_column: str = "text") -> datasets.Dataset:
     """Tokenize and pack `dataset` into blocks of `seq_len` tokens: column "input_ids" (torch int64 via set_format).
@@ -358,18 +375,7 @@ def build_lm_dataset(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBa
     table = pa.table({"input_ids": column})
     packed = datasets.Dataset(InMemoryTable(table), fingerprint=key)
     if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-        try:
-            packed.save_to_disk(str(tmp))
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                if not target.is_dir():  # someone else won the race only if the target now exists
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        packed = datasets.load_from_disk(str(target))
+        packed = save_to_cache(packed, target)
     packed.set_format("torch", columns=["input_ids"])
     return packed
 
