@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomically
 from .checkpoint import TRAINER_STATE
 
 logger = logging.getLogger(__name__)
@@ -287,12 +286,7 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
 
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.exporting-{tag}"
-    old = out_dir.parent / f".{out_dir.name}.replaced-{tag}"
-    try:
-        tmp.mkdir()
+    def build(tmp: Path) -> None:
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
@@ -300,13 +294,10 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
             shutil.copy2(config_dir / "preprocessor_config.json", tmp / "preprocessor_config.json")
         (tmp / "adlr_hf_export.json").write_text(json.dumps(
             {"checkpoint": str(checkpoint_dir.resolve()), "step": trainer_state.get("step"),
-             "units_seen": trainer_state.get("units_seen"), "unit": trainer_state.get("unit"), "tp": trainer_state.get("tp"),
-             "engine": trainer_state.get("engine"), "zero_stage": trainer_state.get("zero_stage")}, indent=2))
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+             "units_seen": trainer_state.get("units_seen"), "unit": trainer_state.get("unit"),
+             "tp": trainer_state.get("tp"), "engine": trainer_state.get("engine"),
+             "zero_stage": trainer_state.get("zero_stage")}, indent=2))
+
+    write_atomically(out_dir, build)
     logger.info("exported %s -> %s", checkpoint_dir, out_dir)
     return out_dir

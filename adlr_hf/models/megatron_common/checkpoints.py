@@ -36,16 +36,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import shutil
-import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ...atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -69,23 +69,6 @@ def check_out_dir(out_dir, src_dir, overwrite: bool) -> Path:
         raise ValueError(f"output folder {str(out)!r} exists and is not empty; pass overwrite=True (--overwrite) "
                          "to replace it, or choose another folder.")
     return out
-
-
-def write_atomically(out: Path, build: Callable[[Path], None]) -> None:
-    """`build(tmp)` fills a temporary sibling of `out`, which then replaces `out`; a failure leaves `out` as it was."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = out.parent / f".{out.name}.converting-{tag}"
-    old = out.parent / f".{out.name}.replaced-{tag}"
-    try:
-        tmp.mkdir()
-        build(tmp)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_model_folder(out: Path, model_class, config, state_dict: dict[str, torch.Tensor], tokenizer,

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import pickle
 import re
-import shutil
-import uuid
 import zipfile
 from pathlib import Path
 
 import torch
 
+from ...atomic import write_atomically
 from .configuration_pd_resnet import PADDING_MODES, RESNET_ARCHS, VGG_ARCHS, PDResNetConfig
 
 logger = logging.getLogger(__name__)
@@ -206,19 +204,11 @@ def _check_out_dir(out, src: Path, overwrite: bool) -> Path:
 def _write_atomically(out: Path, model) -> None:
     from .image_processing_pd_resnet import PDResNetImageProcessor
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp, old = out.parent / f".{out.name}.converting-{tag}", out.parent / f".{out.name}.replaced-{tag}"
-    try:
-        tmp.mkdir()
+    def build(tmp: Path) -> None:
         model.save_pretrained(tmp)
         PDResNetImageProcessor.for_config(model.config).save_pretrained(tmp)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+
+    write_atomically(out, build)
 
 
 def _convert(src, out, arch, padding_mode, overwrite: bool, default_padding: str) -> Path:
