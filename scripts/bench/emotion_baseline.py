@@ -111,7 +111,7 @@ def publish_with_comparison(run_dir: Path, out: Path, record: dict, tfidf: dict,
     from adlr_hf.hub.publish import publish
 
     publish(run_dir, out, force=True)
-    record_evaluation(out, {**record, "model": out.name, "data": f"GoEmotions test ({args.labels} labels)"})
+    record_evaluation(out, {**record, "model": out.name, "data": "google-research-datasets/go_emotions"})
     rows = [f"| {name} | {m['macro_f1']:.4f} | {m['micro_f1']:.4f} | {m['jaccard_accuracy']:.4f} |"
             for name, m in (("this model", record["metrics"]), ("TF-IDF + logistic regression", tfidf))]
     section = "\n".join([
