@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=None, help="text/json/jsonl/parquet files (default: stdlib docs)")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--out", default=str(REPO / "demo_out"))
     parser.add_argument("--prompt", default="Return the")
     args = parser.parse_args()
@@ -31,7 +31,7 @@ def main() -> int:
         launcher, "--num_gpus", "2", "--module", "adlr_hf.train",
         "--model", "megatron-gpt-mini", "--tp", "2", "--deepspeed-config", str(REPO / "configs/deepspeed/zero1.json"),
         "--seq-len", "128", "--micro-batch-size", "8", "--steps", str(args.steps), "--lr", "1e-3",
-        "--warmup-steps", "20", "--min-lr", "1e-4", "--eval-every", "100", "--save-every", "100",
+        "--warmup-steps", "30", "--min-lr", "1e-4", "--eval-every", "200", "--save-every", "200",
         "--out", args.out,
     ]
     if args.data:
