@@ -41,7 +41,7 @@ _gpt("megatron-gpt-8.3b", 72, 3072, 32, "paper Tables 1-2, TP=8")
 # The transformer LM of arXiv 1812.01207 (SentencePiece 32k + pad; positions 256); fine-tune it with
 # `--task emotion-classification`.
 _gpt("megatron-gpt-sentiment", 12, 768, 8, "arXiv 1812.01207 transformer LM (emotion fine-tuning)",
-     vocab_size=32001, max_position_embeddings=256)
+     vocab_size=32001, max_position_embeddings=256, bos_token_id=None, eos_token_id=None)
 
 
 def _mlstm(name, hidden, embedding, description, **extra):
