@@ -187,7 +187,18 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"adlr_hf.train: error: {err}", file=sys.stderr, flush=True)
         return 2
+    _shut_down_process_group()
     return 0
+
+
+def _shut_down_process_group() -> None:
+    """Leave together and tear the group down before interpreter exit: gloo's threads otherwise can abort a rank
+    ("terminate called without an active exception") after the run has finished."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
