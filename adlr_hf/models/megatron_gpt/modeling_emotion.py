@@ -31,7 +31,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_emotion import ENCODER_CONFIGS, EmotionConfig
-from .modeling_megatron_gpt import MegatronGPTModel, TensorParallelMixin, last_token_index, lm_cross_entropy
+from .modeling_megatron_gpt import MegatronGPTModel, TensorParallelMixin, lm_cross_entropy, pool_last_token
 from .modeling_mlstm import MLSTMModel, shifted_lm_targets
 
 
@@ -227,8 +227,7 @@ class EmotionTransformerForSequenceClassification(EmotionPreTrainedModel):
         outputs = self.transformer(input_ids, attention_mask, position_ids, None, inputs_embeds, False,
                                    output_hidden_states)
         hidden = outputs.last_hidden_state
-        index = last_token_index(input_ids, attention_mask, self.config.pad_token_id)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+        pooled = pool_last_token(hidden, input_ids, attention_mask, self.config.pad_token_id)
         logits = self.classifier(pooled)
         loss = classification = lm_loss = None
         if labels is not None:

@@ -259,6 +259,14 @@ def last_token_index(input_ids, attention_mask, pad_token_id) -> torch.Tensor:
     return positions.masked_fill(~real, -1).max(dim=1).values.clamp(min=0)
 
 
+def pool_last_token(hidden, input_ids, attention_mask, pad_token_id) -> torch.Tensor:
+    """The top-layer state [b, h] at each row's last real token (the last position when nothing marks padding)."""
+    if attention_mask is None and (input_ids is None or pad_token_id is None):
+        return hidden[:, -1]
+    index = last_token_index(input_ids, attention_mask, pad_token_id)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
 class MegatronGPTForSequenceClassification(MegatronGPTPreTrainedModel):
     """Classifier on the top-layer state at the last real token (the pooling of arXiv 1812.01207)."""
 
@@ -275,9 +283,7 @@ class MegatronGPTForSequenceClassification(MegatronGPTPreTrainedModel):
                 output_hidden_states=None, return_dict=True, **kwargs):
         outputs = self.transformer(input_ids, attention_mask, position_ids, None, inputs_embeds, False,
                                    output_hidden_states)
-        hidden = outputs.last_hidden_state
-        index = last_token_index(input_ids, attention_mask, self.config.pad_token_id)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+        pooled = pool_last_token(outputs.last_hidden_state, input_ids, attention_mask, self.config.pad_token_id)
         logits = self.score(pooled)
         # transformers' ForSequenceClassification loss: regression / single-label / multi-label by problem_type.
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None

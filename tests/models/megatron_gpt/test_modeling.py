@@ -123,6 +123,8 @@ def test_sequence_classification_pools_the_last_real_token():
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     assert last_token_index(None, mask, 0).tolist() == [2, 4, 4]
     assert last_token_index(torch.tensor([[5, 6, 0, 0]]), None, 0).tolist() == [1]
+    embeds = clf.transformer.word_embeddings(ids)
+    torch.testing.assert_close(clf(inputs_embeds=embeds).logits, alone, rtol=1e-5, atol=1e-5)
     multi = clf(ids, labels=torch.tensor([[1.0, 0.0, 1.0]]))
     torch.testing.assert_close(multi.loss, F.binary_cross_entropy_with_logits(multi.logits,
                                                                              torch.tensor([[1.0, 0.0, 1.0]])))
