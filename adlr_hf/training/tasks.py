@@ -65,6 +65,11 @@ def _tokenizer(args, raw, config, init_from, run_dir: Path, is_main: bool, train
     if source is None:
         has_own = init_from is not None and (init_from / "tokenizer_config.json").exists()
         source = str(init_from) if has_own else "train"
+    resumed = getattr(args, "resume_checkpoint", None)
+    if source == "train" and resumed is not None and (resumed.parent.parent / "tokenizer").is_dir():
+        # A resumed run keeps the tokenizer its checkpoint was trained with: training one again need not give
+        # identical merges, and any difference would change the data.
+        source = str(resumed.parent.parent / "tokenizer")
     if source == "train":
         if is_main:
             train_fn(raw, args.vocab_size or config.vocab_size, tok_dir)
