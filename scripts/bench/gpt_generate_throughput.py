@@ -12,18 +12,21 @@ The default is the GPT-2 small shape (12 layers / 768 / 12 heads / vocab 50257),
 batch 1, 1 thread (on the 2 shared cores, 2 threads made single runs swing 0.47-1.39; see gpt_train_throughput).
 The JSON also has `ratio_cpu_time` (process CPU seconds, much less sensitive to other jobs).
 
-Measurements (1 thread): GPT-2 small shape: ratio 0.967 (wall) / 0.963 (CPU); 2 layers / 256 / 4 heads, 32 new
-tokens: 1.016 / 1.018. Where the time goes, per decoded token with a 96-token cache (model forward only):
+Measurements (1 thread, GPT-2 small shape, 128 new tokens, 100 % identical tokens): ratio **1.063** (wall) /
+1.061 (CPU) at batch 1, **1.078** / 1.078 at `--batch 4`. Before the LM-head change below: 0.967-0.985 at batch 1,
+1.002 at batch 4. Where the time goes, per decoded token (model forward only, 1 thread):
 
 * Framework overhead (measured at hidden 64, where the maths is negligible): ours 0.92 ms vs GPT-2 1.52 ms per
   token for 12 layers: our forward is leaner (no mask object, no attention-interface dispatch, one fused GeLU).
-* The weights: decoding is one matrix-vector product per weight, memory-bound (all 124M weights stream from DRAM
-  once per token). nn.Linear keeps its weight as [out, in], so `x @ W.T` for one row runs MKL's dot-product GEMV;
-  GPT-2's Conv1D keeps [in, out] and `x @ W` runs the axpy-style kernel, which streams faster here: the 48 block
-  projections take 18.3 ms vs 16.0 ms (cold cache, 1 thread; `addmv` and `mm(W, x.T)` are no faster). That
-  +2.3 ms outweighs the -0.6 ms of overhead: 30.3 vs 28.9 ms per token. The layout is the role-named nn.Linear
-  that architecture rule 1 prescribes (TP plans, HF-native TP, checkpoints all assume it), so this benchmark's
-  target (>= 1.0) is not met at the GPT-2-small shape; at smaller widths, where overhead dominates, ours leads.
+* The weights: decoding is one matrix-vector product per weight, memory-bound (all 124M weights stream from memory
+  once per token), so the weight layout decides. MKL's GEMV streams an [in, out] matrix (`x @ W`, GPT-2's Conv1D)
+  faster than the [out, in] one nn.Linear keeps (`x @ W.T`): the 48 block projections take ~16.7 vs ~15.1 ms, so
+  GPT-2 wins the blocks by ~1.6 ms. Both heads are nn.Linear over the tied [vocab, hidden] embedding, where the
+  gap is widest: 8.2 ms vs 5.1 ms for the [hidden, vocab] layout.
+* What moved the number: `MegatronGPTForCausalLM` projects decoding steps (no autograd, <= 16 rows) through a
+  transposed [hidden, vocab] copy of the tied head weight, made once and rebuilt when the weight changes (extra
+  memory: vocab x hidden values, 154 MB here in fp32). -3.1 ms per token: 0.985 -> 1.063. The block weights keep
+  the role-named nn.Linear layout that TP plans and checkpoints assume (architecture rule 1).
 
 Quick run: `--layers 2 --hidden 256 --heads 4 --new-tokens 32 --repeats 3`.
 """

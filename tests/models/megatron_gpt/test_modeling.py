@@ -55,6 +55,27 @@ def test_cache_gives_the_same_logits_as_a_full_forward(model):
     torch.testing.assert_close(step.logits, full[:, 7:], rtol=1e-5, atol=1e-5)
 
 
+def test_decoding_head_copy_matches_the_weight_and_follows_its_updates():
+    torch.manual_seed(4)
+    model = MegatronGPTForCausalLM(tiny()).eval()
+    ids = torch.randint(0, 1024, (2, 3), generator=torch.Generator().manual_seed(4))
+    hidden = model.transformer(ids).last_hidden_state
+    expected = F.linear(hidden, model.lm_head.weight)
+    with torch.no_grad():
+        decoded = model(ids).logits  # 6 rows <= DECODE_ROWS: the [in, out] copy
+        assert "_decode_head_columns" in model.__dict__
+        torch.testing.assert_close(decoded, expected, rtol=1e-5, atol=1e-5)
+        model.transformer.word_embeddings.weight.mul_(-2.0)  # tied: the head changes in place
+        hidden = model.transformer(ids).last_hidden_state
+        torch.testing.assert_close(model(ids).logits, F.linear(hidden, model.lm_head.weight), rtol=1e-5, atol=1e-5)
+    assert "_decode_head_columns" not in model.state_dict()
+    logits = model(ids).logits  # with autograd: the weight itself, so the gradient reaches it
+    logits.sum().backward()
+    assert model.lm_head.weight.grad is not None
+    model.train()
+    assert "_decode_head_columns" not in model.__dict__
+
+
 def test_left_padding_does_not_change_a_prompts_logits(model):
     ids = torch.randint(1, 1024, (1, 8), generator=torch.Generator().manual_seed(2))
     padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
@@ -77,6 +98,31 @@ def test_generate_greedy_equals_manual_loop_and_sampling_runs(model):
     assert sampled.shape == (2, 9)
     beams = model.generate(prompt, max_new_tokens=5, num_beams=3, pad_token_id=0, eos_token_id=None)
     assert beams.shape == (2, 9)
+
+
+def test_static_cache_generation_equals_the_dynamic_cache(model):
+    prompt = torch.randint(1, 1024, (2, 5), generator=torch.Generator().manual_seed(6))
+    prompt[0, :2] = 0
+    mask = (prompt != 0).long()
+    kwargs = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None,
+                  output_scores=True, return_dict_in_generate=True)
+    dynamic = model.generate(prompt, **kwargs)
+    static = model.generate(prompt, cache_implementation="static", **kwargs)
+    assert torch.equal(static.sequences, dynamic.sequences)
+    for step_static, step_dynamic in zip(static.scores, dynamic.scores, strict=True):
+        torch.testing.assert_close(step_static, step_dynamic, rtol=1e-5, atol=1e-5)
+
+
+def test_a_prepared_4d_mask_gives_the_2d_masks_logits_and_positions(model):
+    ids = torch.randint(1, 1024, (2, 6), generator=torch.Generator().manual_seed(7))
+    ids[1, :3] = 0
+    mask = (ids != 0).long()
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    prepared = causal[None, None] & mask.bool()[:, None, None, :]
+    expected = model(ids, attention_mask=mask).logits
+    torch.testing.assert_close(model(ids, attention_mask=prepared).logits, expected, rtol=1e-5, atol=1e-5)
+    additive = torch.zeros(prepared.shape).masked_fill(~prepared, torch.finfo(torch.float32).min)
+    torch.testing.assert_close(model(ids, attention_mask=additive).logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_save_and_auto_load_round_trip(model, tmp_path):
