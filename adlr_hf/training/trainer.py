@@ -53,6 +53,10 @@ class Trainer:
         self.eval_counts = eval_counts  # (outputs, batch) -> {metric: (sum, count)} for evaluation
         self.generators = generators or {}  # RNGs outside torch's default one (e.g. MLM masking), checkpointed
         self.train_loader, self.eval_loader = train_loader, eval_loader
+        # An evaluation collator with its own RNG (MLM masking) restarts from its first state every evaluation, so
+        # every evaluation scores the same masked positions and its losses are comparable across steps.
+        eval_rng = getattr(getattr(eval_loader, "collate_fn", None), "generator", None)
+        self._eval_rng = (eval_rng, eval_rng.get_state()) if isinstance(eval_rng, torch.Generator) else None
         self.run_dir = run_dir
         self.is_main = state.rank == 0
         self.metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=self.is_main)
@@ -100,6 +104,9 @@ class Trainer:
         if self.eval_loader is None:
             return None
         self.engine.train(False)
+        if self._eval_rng is not None:
+            generator, first_state = self._eval_rng
+            generator.set_state(first_state)
         total, count = 0.0, 0
         sums: dict[str, list[float]] = {}
         for batch in self.eval_loader:
