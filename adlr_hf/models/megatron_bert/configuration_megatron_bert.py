@@ -8,7 +8,9 @@ class MegatronBertConfig(PretrainedConfig):
 
     `layernorm_position="pre"` is the paper's reordering (LN at each sublayer's input, a final LN), which lets BERT
     scale past BERT-large; `"post"` is the original BERT residual (LN after each residual add, LN on the
-    embeddings), the layout of transformers' `BertModel` checkpoints.
+    embeddings), the layout of transformers' `BertModel` checkpoints. `head_hidden_act` is the MLM head's
+    activation when it differs from the layers' `hidden_act` (Megatron-LM v2 checkpoints with fused bias-GeLU use
+    tanh GeLU in the MLP and erf GeLU in the head); None means the same.
     """
 
     model_type = "adlr_megatron_bert"
@@ -38,6 +40,7 @@ class MegatronBertConfig(PretrainedConfig):
         make_vocab_size_divisible_by=128,
         tie_word_embeddings=True,
         pad_token_id=0,
+        head_hidden_act=None,
         **kwargs,
     ):
         if layernorm_position not in ("pre", "post"):
@@ -55,6 +58,7 @@ class MegatronBertConfig(PretrainedConfig):
         self.max_position_embeddings = max_position_embeddings
         self.type_vocab_size = type_vocab_size
         self.hidden_act = hidden_act
+        self.head_hidden_act = head_hidden_act
         self.hidden_dropout = hidden_dropout
         self.attention_dropout = attention_dropout
         self.layer_norm_epsilon = layer_norm_epsilon

@@ -30,9 +30,9 @@ Two sources:
 
   Two differences from Megatron-LM that a converted model keeps: (1) Megatron masks padded *query* rows as well as
   padded keys (`bert_extended_attention_mask` builds a [b, s, s] mask); we mask keys only, so outputs at padded
-  positions differ (they are never used) and every real position is the same. (2) v2.x's default fused bias-GeLU in
-  the MLP is the tanh approximation while its LM head uses erf GeLU; our config has one `hidden_act`, the MLP's, so
-  such a checkpoint's LM head runs tanh GeLU (a difference of at most ~5e-4 per activation; a warning says so).
+  positions differ (they are never used) and every real position is the same. (2) none in the activations: v2.x's
+  default fused bias-GeLU in the MLP is the tanh approximation while its LM head keeps erf GeLU; the converted config
+  records both (`hidden_act`, `head_hidden_act`).
 
 Both converters validate every input before writing and write atomically, with the machinery shared with the GPT
 converter (`adlr_hf.models.megatron_common.checkpoints`).
@@ -394,15 +394,16 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
     check_saved_args(args, {"ffn_hidden_size": ffn, "max_position_embeddings": max_pos}, path0)
 
     hidden_act = megatron_activation(args, "MegatronBert") if args is not None else "gelu"  # v1.0 default: erf GeLU
-    if args is not None and _lm_head_activation(args) != hidden_act:
-        logger.warning("the checkpoint's MLP uses %s (fused bias-GeLU) but its LM head erf GeLU; MegatronBert has "
-                       "one activation, so the converted LM head uses %s too (differences up to ~5e-4 per "
-                       "activation).", hidden_act, hidden_act)
+    head_act = _lm_head_activation(args) if args is not None else hidden_act
+    if head_act != hidden_act:
+        logger.info("the checkpoint's MLP uses %s (fused bias-GeLU) and its LM head %s; both are kept.", hidden_act,
+                    head_act)
     pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
     config = MegatronBertConfig(
         vocab_size=vocab_size, hidden_size=hidden, num_layers=len(layers), num_attention_heads=heads,
         ffn_hidden_size=ffn, max_position_embeddings=max_pos,
         type_vocab_size=state["bert.tokentype_embeddings.weight"].shape[0], hidden_act=hidden_act,
+        head_hidden_act=head_act if head_act != hidden_act else None,
         hidden_dropout=saved_arg(args, "hidden_dropout", default=0.1),
         attention_dropout=saved_arg(args, "attention_dropout", default=0.1),
         layer_norm_epsilon=saved_arg(args, "layernorm_epsilon", default=1e-5), layernorm_position="pre",

@@ -186,7 +186,7 @@ class MegatronBertLMHead(nn.Module):
     def __init__(self, config: MegatronBertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act = ACT2FN[config.hidden_act]
+        self.act = ACT2FN[config.head_hidden_act or config.hidden_act]
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
 

@@ -292,12 +292,13 @@ def _padded(vocab: int, tp: int) -> int:
     return (vocab + step - 1) // step * step
 
 
-def _reference(full: dict, vocab: int, binary_head: bool = True, hidden_act: str = "gelu"):
+def _reference(full: dict, vocab: int, binary_head: bool = True, hidden_act: str = "gelu", head_hidden_act=None):
     """Our pre-LN model built directly from the test's unsplit weights (padding cut off here)."""
     config = MegatronBertConfig(vocab_size=vocab, hidden_size=HIDDEN, num_layers=LAYERS, num_attention_heads=HEADS,
                                 ffn_hidden_size=FFN, max_position_embeddings=POSITIONS,
                                 type_vocab_size=2 if binary_head else 1, hidden_dropout=0.0, attention_dropout=0.0,
-                                layer_norm_epsilon=1e-5, layernorm_position="pre", hidden_act=hidden_act)
+                                layer_norm_epsilon=1e-5, layernorm_position="pre", hidden_act=hidden_act,
+                                head_hidden_act=head_hidden_act)
     model = (MegatronBertForPreTraining if binary_head else MegatronBertForMaskedLM)(config).eval()
     state = {k: (v[:vocab] if k in ("bert.word_embeddings.weight", "lm_head.decoder.bias") else v)
              for k, v in full.items()}
@@ -344,18 +345,23 @@ def test_megatron_bert_versions_tp1_and_tp2(tmp_path, version):
     assert (outs[1] / "vocab.txt").is_file()
 
 
-def test_megatron_bert_without_binary_head(tmp_path, caplog):
+def test_megatron_bert_without_binary_head(tmp_path):
     """--bert-no-binary-head (v2.x): no pooler, binary head or token types -> MegatronBertForMaskedLM; vocab_size=
-    strips the padding when no tokenizer is beside the checkpoint; fused bias-GeLU is tanh (with a warning)."""
+    strips the padding when no tokenizer is beside the checkpoint; fused bias-GeLU makes the MLP's GeLU tanh while the
+    LM head keeps erf GeLU."""
     vocab = 100
     full = _full_weights(_padded(vocab, 1), seed=3, binary_head=False)
     args = _megatron_args(3.0, 1, _padded(vocab, 1), bias_gelu_fusion=True, bert_binary_head=False)
     root = _write_megatron(tmp_path / "ckpt", full, 3.0, 1, _padded(vocab, 1), args=args)
     out = convert_megatron_bert(root / "iter_0000100", tmp_path / "out", vocab_size=vocab)
-    assert "LM head erf GeLU" in caplog.text
     model = MegatronBertForMaskedLM.from_pretrained(str(out)).eval()
-    assert model.config.type_vocab_size == 1 and model.config.hidden_act == "gelu_pytorch_tanh"
-    reference = _reference(full, vocab, binary_head=False, hidden_act="gelu_pytorch_tanh")
+    assert model.config.type_vocab_size == 1
+    assert (model.config.hidden_act, model.config.head_hidden_act) == ("gelu_pytorch_tanh", "gelu")
+    x = torch.linspace(-4, 4, 101)
+    torch.testing.assert_close(model.lm_head.act(x), 0.5 * x * (1 + torch.erf(x / 2 ** 0.5)))  # erf in the head
+    tanh_gelu = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
+    torch.testing.assert_close(model.bert.layers[0].mlp.act(x), tanh_gelu)  # tanh in the MLP
+    reference = _reference(full, vocab, binary_head=False, hidden_act="gelu_pytorch_tanh", head_hidden_act="gelu")
     batch = _batch(vocab, seed=3)
     batch.pop("token_type_ids")
     with torch.no_grad():
