@@ -92,6 +92,8 @@ def _worker(rank, tmp):
     assert torch.equal(loaded.generate(prompt, **kwargs), reference.generate(prompt, **kwargs)), "greedy generate"
     beams = dict(max_new_tokens=6, num_beams=3, do_sample=False, pad_token_id=0)
     assert torch.equal(loaded.generate(prompt, **beams), reference.generate(prompt, **beams)), "beam search"
+    static = dict(kwargs, cache_implementation="static")  # the static cache holds this rank's heads only
+    assert torch.equal(loaded.generate(prompt, **static), reference.generate(prompt, **kwargs)), "static cache"
 
 
 def test_tp2_model_matches_tp1(tmp_path):
