@@ -13,7 +13,12 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0-4
 def train_wordpiece_tokenizer(documents, vocab_size: int, out_dir: str | os.PathLike | None = None, *,
                               text_column: str = "text", lowercase: bool = True) -> PreTrainedTokenizerFast:
     """Train an uncased (by default) WordPiece vocabulary on `documents` (a `datasets.Dataset` with `text_column`
-    or an iterable of strings) and return it as a fast tokenizer with BERT's special tokens and post-processor."""
+    or an iterable of strings) and return it as a fast tokenizer with BERT's special tokens and post-processor.
+
+    Two trainings on the same text in different processes can give slightly different vocabularies: `tokenizers`
+    numbers the "##" continuation pieces in hash-map order and breaks merge ties by those ids (upstream issue
+    huggingface/tokenizers#1794). Save the result and reuse it (a resumed run reuses its checkpoint's tokenizer).
+    """
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 100:
         raise ValueError(f"vocab_size={vocab_size!r} is too small for a WordPiece vocabulary; pass at least 100")
     wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
