@@ -253,8 +253,8 @@ class MegatronGPTForCausalLM(MegatronGPTPreTrainedModel, GenerationMixin):
         MKL streams an [in, out] matrix (`x @ W_t`) about 1.6x faster than the [out, in] one `nn.Linear` keeps
         (5.1 vs 8.2 ms per token for GPT-2 small's head on one core), so without autograd and for at most
         `DECODE_ROWS` rows a CPU head reads a transposed copy of its weight. The copy (vocab x hidden values) is made
-        once and rebuilt whenever the weight changes; `train()` drops it. Training, prefill, GPUs (whose GEMV does
-        not care) and tensor-parallel heads (ours or transformers') use the weight itself.
+        once and rebuilt whenever the weight changes; `train()` and `eval()` drop it. Training, prefill, GPUs
+        (whose GEMV does not care) and tensor-parallel heads (ours or transformers') use the weight itself.
         """
         head = self.lm_head
         if (torch.is_grad_enabled() or type(head) is not nn.Linear or head.bias is not None
