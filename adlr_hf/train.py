@@ -33,7 +33,15 @@ def validate(args) -> dict:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    _load_model_config(args)  # an unknown variant or a bad config fails here, before any process group exists
+    # An unknown variant or a bad config fails here, before any process group exists.
+    config, _ = _load_model_config(args)
+    if args.activation_checkpointing:
+        from .training.tasks import task_for
+
+        model_class = task_for(config, args.task).auto_class._model_mapping[type(config)]
+        if not model_class.supports_gradient_checkpointing:
+            raise ValueError(f"--activation-checkpointing: {model_class.__name__} cannot recompute its layers; "
+                             "drop the flag for this model.")
     if args.data:
         for path in args.data:
             looks_local = os.sep in path or Path(path).suffix in SUPPORTED_EXTENSIONS or path.startswith(".")
@@ -132,6 +140,8 @@ def run(args) -> dict:
     if state.tp_size > 1:
         apply_tp_plan(model, state.tp_group)
     model_parallel_seed(args.seed, state.tp_rank)
+    if args.activation_checkpointing:
+        model.activation_checkpointing_enable()
 
     optimizer = build_optimizer(model, args.lr, args.weight_decay)
     scheduler = build_scheduler(optimizer, args.lr_schedule, total_steps, args.warmup_steps, args.lr, args.min_lr)
@@ -151,7 +161,8 @@ def run(args) -> dict:
                      save_every=args.save_every, eval_every=args.eval_every, log_every=args.log_every,
                      progress=not args.no_progress,
                      meta={"model": args.model, "overrides": args.overrides, "task": task.name, "data": data.data,
-                           "seed": args.seed, **engine.describe()})
+                           "seed": args.seed, "activation_checkpointing": args.activation_checkpointing,
+                           **engine.describe()})
     generators = {}
     if (generator := seeded_collate(data.collate)) is not None:
         generators["collate"] = generator
@@ -178,7 +189,7 @@ def run(args) -> dict:
         "tp": state.tp_size, "dp": state.dp_size, "world_size": state.world_size, **engine.describe(),
         "data": data.data, "seq_len": args.seq_len if data.unit == "tokens" else None,
         "micro_batch_size": args.micro_batch_size, "grad_accum": args.grad_accum, "lr": args.lr, "seed": args.seed,
-        **result, "out": str(run_dir), "export": str(export_dir) if export_dir else None, "machine": machine_name(),
+        "activation_checkpointing": args.activation_checkpointing, **result, "out": str(run_dir), "export": str(export_dir) if export_dir else None, "machine": machine_name(),
     }
     text = trainer.summary(info)
     if text:

@@ -7,6 +7,7 @@ rank 0 of the TP group writes) and loading shards the full weights for the reque
 from __future__ import annotations
 
 from .plan import apply_tp_plan, gather_state_dict, is_tensor_parallel, tp_rank_and_size
+from .random import checkpoint_rng_contexts
 from .state import get_parallel_state, init_parallel
 
 
@@ -28,6 +29,16 @@ class TensorParallelMixin:
         if tp_size > 1:
             model.parallelize(tp_size)
         return model
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers: int = 1,
+                                        offload: bool = False):
+        """transformers' activation checkpointing, non-reentrant by default, with the TP dropout stream replayed in
+        the recompute (`checkpoint_rng_contexts`). With `use_reentrant=True` only the default generator is
+        replayed, so attention dropout at TP>1 would draw other masks in backward; keep the default there."""
+        kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+        if not kwargs["use_reentrant"]:
+            kwargs.setdefault("context_fn", checkpoint_rng_contexts)
+        return super().activation_checkpointing_enable(kwargs, every_n_layers=every_n_layers, offload=offload)
 
     def parallelize(self, tp_size: int):
         """Shard this model in place over the TP group of `init_parallel(tp_size)` (created if needed)."""

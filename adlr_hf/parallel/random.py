@@ -84,3 +84,31 @@ def model_parallel_seed(seed: int, tp_rank: int) -> None:
 def tp_rng_fork():
     """Context for dropout on TP-split activations."""
     return _TRACKER.fork(MODEL_PARALLEL_RNG)
+
+
+def checkpoint_rng_contexts():
+    """`context_fn` for `torch.utils.checkpoint` (non-reentrant): the recompute sees the tracker's streams as the
+    forward did.
+
+    Checkpointing replays the default generator by itself, but not the tracker's per-TP-rank stream, which the
+    forward has advanced by the time backward recomputes a layer: without this, the recomputed attention dropout
+    would draw other masks than the forward (Megatron-LM's `CheckpointFunction` saves the tracker states the same
+    way).
+    """
+    snapshot: dict = {}
+
+    @contextlib.contextmanager
+    def forward():
+        snapshot.update(_TRACKER.get_states())
+        yield
+
+    @contextlib.contextmanager
+    def recompute():
+        live = _TRACKER.get_states()
+        _TRACKER.set_states(snapshot)
+        try:
+            yield
+        finally:
+            _TRACKER.set_states(live)
+
+    return forward(), recompute()

@@ -49,6 +49,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     opt.add_argument("--warmup-steps", type=int, default=0)
     opt.add_argument("--weight-decay", type=float, default=0.01)
     opt.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0 disables clipping)")
+    opt.add_argument("--activation-checkpointing", action="store_true",
+                     help="recompute each transformer layer in backward (Megatron's --checkpoint-activations): "
+                     "activation memory of one layer instead of all, for about one more forward per step")
     opt.add_argument("--seed", type=int, default=1234)
 
     run = parser.add_argument_group("run")

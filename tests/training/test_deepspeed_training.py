@@ -40,8 +40,11 @@ def test_tp_and_dp_layouts_with_zero_stages_train(tmp_path):
 
 
 def test_tp2_losses_equal_tp1_step_by_step(tmp_path):
+    """... also with activation checkpointing on at TP=2: recomputing the layers changes no number."""
     corpus = write_corpus(tmp_path)
-    run_ranks(run_all, [common_flags(corpus, tmp_path / "tp2", steps=6) + _zero(1) + ["--tp", "2"]])
+    run_ranks(run_all, [common_flags(corpus, tmp_path / "tp2", steps=6) + _zero(1) +
+                        ["--tp", "2", "--activation-checkpointing"]])
+    assert json.loads((tmp_path / "tp2" / "run_info.json").read_text())["activation_checkpointing"] is True
     run_ranks(run_all, [common_flags(corpus, tmp_path / "tp1", steps=6) + _zero(1) + ["--tp", "1"]], world_size=1)
     tp1, tp2 = train_losses(tmp_path / "tp1"), train_losses(tmp_path / "tp2")
     assert len(tp1) == len(tp2) == 6

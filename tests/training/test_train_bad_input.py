@@ -63,3 +63,10 @@ def test_unknown_model_variant(tmp_path, capsys):
     out = tmp_path / "run"
     _fails(capsys, ["--model", "megatron-gpt-355M", "--out", str(out)], "unknown model variant", "megatron-gpt-355m")
     assert not out.exists()
+
+
+def test_activation_checkpointing_on_a_model_without_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    _fails(capsys, ["--model", "pd-resnet-tiny", "--activation-checkpointing", "--out", str(out)],
+           "--activation-checkpointing", "PDResNet")
+    assert not out.exists()

@@ -19,6 +19,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
@@ -70,8 +71,9 @@ class MegatronBertMLP(nn.Module):
         return self.dense_4h_to_h(self.act(self.dense_h_to_4h(hidden)))
 
 
-class MegatronBertLayer(nn.Module):
-    """Pre-LN: x + Attn(LN(x)), then + MLP(LN(·)). Post-LN (original BERT): LN(x + Attn(x)), then LN(· + MLP(·))."""
+class MegatronBertLayer(GradientCheckpointingLayer):
+    """Pre-LN: x + Attn(LN(x)), then + MLP(LN(·)). Post-LN (original BERT): LN(x + Attn(x)), then LN(· + MLP(·)).
+    `activation_checkpointing_enable()` recomputes it in backward (Megatron's `--checkpoint-activations`)."""
 
     def __init__(self, config: MegatronBertConfig):
         super().__init__()
@@ -97,6 +99,7 @@ class MegatronBertPreTrainedModel(TensorParallelMixin, PreTrainedModel):
     base_model_prefix = "bert"
     _no_split_modules = ["MegatronBertLayer"]
     _supports_sdpa = True
+    supports_gradient_checkpointing = True
 
     @torch.no_grad()
     def _init_weights(self, module):

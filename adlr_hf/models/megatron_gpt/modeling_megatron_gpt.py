@@ -19,6 +19,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -83,8 +84,9 @@ class MegatronGPTMLP(nn.Module):
         return self.dense_4h_to_h(self.act(self.dense_h_to_4h(hidden)))
 
 
-class MegatronGPTBlock(nn.Module):
-    """Pre-LN transformer layer: x + Attn(LN(x)), then + MLP(LN(·))."""
+class MegatronGPTBlock(GradientCheckpointingLayer):
+    """Pre-LN transformer layer: x + Attn(LN(x)), then + MLP(LN(·)). `activation_checkpointing_enable()` recomputes
+    it in backward (Megatron's `--checkpoint-activations`)."""
 
     def __init__(self, config: MegatronGPTConfig, layer_idx: int):
         super().__init__()
@@ -103,7 +105,7 @@ class MegatronGPTPreTrainedModel(TensorParallelMixin, PreTrainedModel):
     config_class = MegatronGPTConfig
     config: MegatronGPTConfig
     base_model_prefix = "transformer"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _no_split_modules = ["MegatronGPTBlock"]
     _supports_sdpa = True
     _keys_to_ignore_on_load_unexpected = [r"\.masked_bias$", r"\.attn\.bias$"]
@@ -187,6 +189,8 @@ class MegatronGPTModel(MegatronGPTPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        if self.training and torch.is_grad_enabled() and any(layer.gradient_checkpointing for layer in self.layers):
+            use_cache = False  # a recomputed layer would write its keys and values into the cache a second time
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         if not use_cache:

@@ -267,3 +267,27 @@ def _tp2_worker(rank, tmp):
 @pytest.mark.slow
 def test_tp2_matches_tp1_pre_and_post_ln(tmp_path):
     run_ranks(_tp2_worker, str(tmp_path))
+
+
+@pytest.mark.parametrize("layernorm_position", ["pre", "post"])
+def test_activation_checkpointing_gives_the_plain_gradients_with_dropout(layernorm_position):
+    config = tiny(layernorm_position=layernorm_position, hidden_dropout=0.1, attention_dropout=0.1)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(MegatronBertForMaskedLM(config).train())
+    models[1].activation_checkpointing_enable()
+    calls = [0, 0]  # attention runs again in backward only where the layer is recomputed
+    for i, model in enumerate(models):
+        model.bert.layers[0].attention.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    ids = torch.randint(5, config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1))
+    labels = torch.where(torch.rand(ids.shape, generator=torch.Generator().manual_seed(2)) < 0.3, ids, -100)
+    losses = []
+    for model in models:
+        torch.manual_seed(9)
+        losses.append(model(input_ids=ids, labels=labels).loss)
+        losses[-1].backward()
+    assert calls == [1, 2]
+    assert torch.equal(losses[0], losses[1])
+    for (name, plain), (_, checkpointed) in zip(models[0].named_parameters(), models[1].named_parameters()):
+        torch.testing.assert_close(checkpointed.grad, plain.grad, rtol=1e-6, atol=1e-7, msg=name)
