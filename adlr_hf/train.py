@@ -36,12 +36,7 @@ def validate(args) -> dict:
     # An unknown variant or a bad config fails here, before any process group exists.
     config, _ = _load_model_config(args)
     if args.activation_checkpointing:
-        from .training.tasks import task_for
-
-        model_class = task_for(config, args.task).auto_class._model_mapping[type(config)]
-        if not model_class.supports_gradient_checkpointing:
-            raise ValueError(f"--activation-checkpointing: {model_class.__name__} cannot recompute its layers; "
-                             "drop the flag for this model.")
+        _check_activation_checkpointing(config, args.task)
     if args.data:
         for path in args.data:
             looks_local = os.sep in path or Path(path).suffix in SUPPORTED_EXTENSIONS or path.startswith(".")
@@ -63,6 +58,21 @@ def validate(args) -> dict:
         raise ValueError("--deepspeed-config is for --engine deepspeed; with Accelerate pass DeepSpeed settings "
                          "to `accelerate launch --use_deepspeed` (or use configs/accelerate/*.yaml).")
     return ds_config
+
+
+def _check_activation_checkpointing(config, requested_task) -> None:
+    from .training.tasks import task_for
+
+    task = task_for(config, requested_task)
+    mapping = getattr(task.auto_class, "_model_mapping", None)  # None: a task-specific factory (emotion)
+    try:
+        model_class = mapping[type(config)] if mapping is not None else None
+    except KeyError:  # this config has no model for the task: the task itself reports that, later
+        return
+    if model_class is None or not model_class.supports_gradient_checkpointing:
+        what = model_class.__name__ if model_class is not None else f"the {task.name} task's model"
+        raise ValueError(f"--activation-checkpointing: {what} cannot recompute its layers; drop the flag (it is "
+                         "available for Megatron-GPT language models and Megatron-BERT).")
 
 
 def build_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
