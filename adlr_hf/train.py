@@ -199,7 +199,8 @@ def run(args) -> dict:
         "tp": state.tp_size, "dp": state.dp_size, "world_size": state.world_size, **engine.describe(),
         "data": data.data, "seq_len": args.seq_len if data.unit == "tokens" else None,
         "micro_batch_size": args.micro_batch_size, "grad_accum": args.grad_accum, "lr": args.lr, "seed": args.seed,
-        "activation_checkpointing": args.activation_checkpointing, **result, "out": str(run_dir), "export": str(export_dir) if export_dir else None, "machine": machine_name(),
+        "activation_checkpointing": args.activation_checkpointing, **result, "out": str(run_dir),
+        "export": str(export_dir) if export_dir else None, "machine": machine_name(),
     }
     text = trainer.summary(info)
     if text:

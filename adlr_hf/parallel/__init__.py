@@ -11,9 +11,9 @@ from .state import MegatronMPU, ParallelState, destroy_parallel, get_parallel_st
 
 __all__ = [
     "STYLES", "ChannelParallelBatchNorm2d", "ColumnParallelConv2d", "ColumnParallelLinear", "MegatronMPU",
-    "ParallelState", "RowParallelConv2d", "RowParallelLinear", "TensorParallelMixin",
-    "VocabParallelEmbedding", "VocabParallelLMHead", "apply_tp_plan", "copy_to_tp_region", "destroy_parallel",
+    "ParallelState", "RowParallelConv2d", "RowParallelLinear", "TensorParallelMixin", "VocabParallelEmbedding",
+    "VocabParallelLMHead", "apply_tp_plan", "checkpoint_rng_contexts", "copy_to_tp_region", "destroy_parallel",
     "full_tp_plan", "gather_from_tp_region", "gather_state_dict", "get_parallel_state", "get_rng_tracker",
     "init_parallel", "is_tensor_parallel", "lm_cross_entropy", "model_parallel_seed", "reduce_from_tp_region",
-    "scatter_to_tp_region", "shard_state_dict", "tp_rng_fork", "vocab_parallel_cross_entropy", "checkpoint_rng_contexts",
+    "scatter_to_tp_region", "shard_state_dict", "tp_rng_fork", "vocab_parallel_cross_entropy",
 ]
