@@ -13,7 +13,7 @@ batch 1, 1 thread (on the 2 shared cores, 2 threads made single runs swing 0.47-
 The JSON also has `ratio_cpu_time` (process CPU seconds, much less sensitive to other jobs).
 
 Measurements (1 thread, GPT-2 small shape, 128 new tokens, 100 % identical tokens): ratio **1.063** (wall) /
-1.061 (CPU) at batch 1, **1.078** / 1.078 at `--batch 4`. Before the LM-head change below: 0.967-0.985 at batch 1,
+1.061 (CPU) at batch 1 (other runs: 1.052, 1.009, 1.047), **1.078** / 1.078 at `--batch 4`. Before the LM-head change below: 0.967-0.985 at batch 1,
 1.002 at batch 4. Where the time goes, per decoded token (model forward only, 1 thread):
 
 * Framework overhead (measured at hidden 64, where the maths is negligible): ours 0.92 ms vs GPT-2 1.52 ms per
