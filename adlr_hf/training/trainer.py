@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..parallel import ParallelState
 from .checkpoint import CHECKPOINTS, checkpoint_name, load_rng, read_trainer_state, save_rng, write_trainer_state
 from .reporting import MetricsLog, format_summary, peak_memory_mib, plot_loss_curve
+from .tasks import seeded_collate
 
 
 @dataclass
@@ -55,8 +56,8 @@ class Trainer:
         self.train_loader, self.eval_loader = train_loader, eval_loader
         # An evaluation collator with its own RNG (MLM masking) restarts from its first state every evaluation, so
         # every evaluation scores the same masked positions and its losses are comparable across steps.
-        eval_rng = getattr(getattr(eval_loader, "collate_fn", None), "generator", None)
-        self._eval_rng = (eval_rng, eval_rng.get_state()) if isinstance(eval_rng, torch.Generator) else None
+        eval_rng = seeded_collate(getattr(eval_loader, "collate_fn", None))
+        self._eval_rng = (eval_rng, eval_rng.get_state()) if eval_rng is not None else None
         self.run_dir = run_dir
         self.is_main = state.rank == 0
         self.metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=self.is_main)
