@@ -16,52 +16,49 @@ def _cmd_list(args) -> int:
     return 0
 
 
-# `adlr-hf convert KIND`: KIND -> (module, function), imported only when that kind runs. Families add their kinds here.
-CONVERTERS: dict[str, tuple[str, str]] = {
-    "gpt2-hf": ("adlr_hf.models.megatron_gpt.convert_megatron_gpt", "convert_gpt2_hf"),
-    "megatron-gpt": ("adlr_hf.models.megatron_gpt.convert_megatron_gpt", "convert_megatron_gpt"),
-    "partialconv": ("adlr_hf.models.pd_resnet.convert_pd_resnet", "convert_partialconv"),
-    "torchvision": ("adlr_hf.models.pd_resnet.convert_pd_resnet", "convert_torchvision"),
-    "bert-hf": ("adlr_hf.models.megatron_bert.convert_megatron_bert", "convert_bert_hf"),
-    "megatron-bert": ("adlr_hf.models.megatron_bert.convert_megatron_bert", "convert_megatron_bert"),
-}
-
-
 def _cmd_convert(args) -> int:
-    import importlib
     import inspect
     import logging
 
+    from .registry import converters
+
     logging.basicConfig(level=logging.INFO, format="adlr-hf: %(levelname)s: %(message)s")
-    module, function = CONVERTERS[args.kind]
-    converter = getattr(importlib.import_module(module), function)
-    accepted = inspect.signature(converter).parameters
-    options = {"vocab_size": args.vocab_size, "num_attention_heads": args.num_attention_heads, "arch": args.arch,
-               "padding_mode": args.padding_mode}
+    converter = converters()[args.kind]
+    function = converter.load()
+    accepted = inspect.signature(function).parameters
     kwargs = {"overwrite": args.overwrite}
-    for name, value in options.items():
+    for option in _all_converter_options():
+        value = getattr(args, option.dest, None)
         if value is None:
             continue
-        if name not in accepted:
-            raise ValueError(f"--{name.replace('_', '-')} does not apply to kind {args.kind!r}; drop it.")
-        kwargs[name] = value
-    out = converter(args.src, args.out, **kwargs)
+        if option.dest not in accepted:
+            raise ValueError(f"{option.flag} does not apply to kind {args.kind!r}; drop it.")
+        kwargs[option.dest] = value
+    out = function(args.src, args.out, **kwargs)
     print(f"converted {args.src} -> {out}")
     return 0
 
 
+def _all_converter_options():
+    from .registry import converters
+
+    return [option for converter in converters().values() for option in converter.options]
+
+
 def _cmd_evaluate(args) -> int:
-    """`adlr-hf evaluate`: zero-shot WikiText perplexity / LAMBADA accuracy (adlr_hf.evaluation); under torchrun every
-    rank evaluates (TP/DP) and only rank 0 prints and writes."""
+    """`adlr-hf evaluate`: the evaluation a task offers under `--task` (adlr_hf.evaluation); under torchrun every rank
+    evaluates (TP/DP) and only rank 0 prints and writes."""
     import json
     import os
+
+    from .tasks import find_evaluation, tasks_for
 
     record_evaluation = None
     if args.update_card:  # checked first, so a missing card module fails before any work
         try:
-            from .hub.card import record_evaluation
+            from .hub.record import record_evaluation
         except ImportError as err:
-            raise ValueError(f"--update-card needs adlr_hf.hub.card.record_evaluation, which is missing ({err}); "
+            raise ValueError(f"--update-card needs adlr_hf.hub.record.record_evaluation, which is missing ({err}); "
                              "drop --update-card") from None
     if args.json is not None:
         out = os.path.abspath(os.path.expanduser(args.json))
@@ -69,51 +66,78 @@ def _cmd_evaluate(args) -> int:
             raise ValueError(f"--json {args.json} is a directory; pass a file path such as {out}/eval.json")
         if not os.path.isdir(os.path.dirname(out)):
             raise FileNotFoundError(f"--json {args.json}: folder {os.path.dirname(out)} does not exist; create it")
-    from .evaluation import IMAGE_TASK, evaluate_image_model_dir, evaluate_model_dir
-
-    from .evaluation import EMOTION_TASKS, evaluate_emotion_model_dir
-
-    if args.task in EMOTION_TASKS:
-        result = evaluate_emotion_model_dir(args.model_dir, args.task, args.data, split=args.split,
-                                            tune_thresholds_on=args.tune_thresholds_on, batch_size=args.batch_size,
-                                            max_length=args.seq_len, tp=args.tp)
-    elif args.task == IMAGE_TASK:
-        result = evaluate_image_model_dir(args.model_dir, args.data, split=args.split, batch_size=args.batch_size,
-                                          tp=args.tp)
-    else:
-        result = evaluate_model_dir(args.model_dir, args.task, args.data, seq_len=args.seq_len, stride=args.stride,
-                                    batch_size=args.batch_size, tp=args.tp)
+    task, evaluation = find_evaluation(args.task)
+    config = _model_config(args.model_dir)
+    if config is not None and not task.fits(config):
+        fitting = [e.name for t in tasks_for(config) for e in t.evaluations]
+        raise ValueError(f"--task {args.task} evaluates {task.auto_class_name} models; {args.model_dir} holds a "
+                         f"{config.model_type!r} model. Evaluations that fit it: {', '.join(fitting) or 'none'}.")
+    result = evaluation.run(args)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     text = json.dumps(result, indent=2)
     if args.json is not None:
-        tmp = f"{out}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, out)
+        from .atomic import write_text_atomically
+
+        write_text_atomically(out, text + "\n")
     if record_evaluation is not None:
         record_evaluation(result["model"], result)
     print(text)
     return 0
 
 
+def _model_config(model_dir):
+    """The config of a model folder (or a run folder's model/), or None when there is none to read (the evaluation
+    then reports the missing folder itself)."""
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    path = Path(model_dir).expanduser()
+    folder = next((p for p in (path, path / "model") if (p / "config.json").is_file()), None)
+    if folder is None:
+        return None
+    try:
+        return AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"cannot read {folder}/config.json as a transformers config: {err}") from None
+
+
 def _cmd_train(args) -> int:
     argv = args.train_argv
     if args.nproc:
-        # Multi-process runs go through DeepSpeed's own launcher (it also reads --hostfile for many nodes).
-        import os
-        import shutil
-
-        launcher = shutil.which("deepspeed")
-        if launcher is None:
-            raise FileNotFoundError("the `deepspeed` launcher is not on PATH; activate the environment that "
-                                    "installed adlr_hf.")
-        command = [launcher, "--num_gpus", str(args.nproc), "--module", "adlr_hf.train", *argv]
-        print("exec:", " ".join(command), flush=True)
-        os.execv(launcher, command)
+        return _launch(args, argv)
     from .train import main as train_main
 
     return train_main(argv)
+
+
+def _launch(args, argv: list[str]) -> int:
+    """Multi-process runs go through DeepSpeed's own launcher (it also reads --hostfile for many nodes), the one
+    installed beside this interpreter. Flags are checked here first; each rank gets an equal share of the cores,
+    as torchrun gives it."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from .checks import check_int
+    from .training.engines import load_deepspeed_config
+
+    check_int("--nproc", args.nproc, 1)
+    if args.nproc % args.tp:
+        raise ValueError(f"--tp {args.tp} does not divide --nproc {args.nproc}; use a TP degree that divides the "
+                         "number of processes.")
+    load_deepspeed_config(args.deepspeed_config)  # a missing or broken file fails before any rank starts
+    launcher = Path(sys.executable).with_name("deepspeed")
+    if not launcher.is_file():
+        raise FileNotFoundError(f"the `deepspeed` launcher is not beside {sys.executable}; install deepspeed into "
+                                "this environment.")
+    threads = max(1, (os.cpu_count() or 1) // args.nproc)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    command = [str(launcher), "--num_gpus", str(args.nproc), "--module", "adlr_hf.train", *argv]
+    print(f"exec: OMP_NUM_THREADS={env['OMP_NUM_THREADS']} " + " ".join(command), flush=True)
+    os.execve(str(launcher), command, env)
+    return 0  # not reached
 
 
 def _cmd_publish(args) -> int:
@@ -146,43 +170,36 @@ def build_parser() -> argparse.ArgumentParser:
     p_train = add_training_arguments(sub.add_parser(
         "train", help="train a model (same flags as `python -m adlr_hf.train`; --nproc N starts N local ranks)"))
     p_train.set_defaults(func=_cmd_train)
+    from .registry import converters
+    from .tasks import all_tasks
+    from .training.args import add_option_groups
+
+    kinds = converters()
     p_conv = sub.add_parser("convert", help="convert a foreign checkpoint into an adlr_hf model folder")
-    p_conv.add_argument("kind", metavar="KIND", choices=sorted(CONVERTERS),
-                        help=f"one of {', '.join(sorted(CONVERTERS))}")
+    p_conv.add_argument("kind", metavar="KIND", choices=sorted(kinds),
+                        help="; ".join(f"{k}: {c.help}" for k, c in sorted(kinds.items())))
     p_conv.add_argument("src", metavar="SRC", help="source checkpoint folder")
     p_conv.add_argument("out", metavar="OUT", help="output folder (written atomically)")
-    p_conv.add_argument("--vocab-size", type=int, default=None,
-                        help="true vocabulary size (strips Megatron's padding when no tokenizer is beside SRC)")
-    p_conv.add_argument("--num-attention-heads", type=int, default=None,
-                        help="attention heads, for Megatron checkpoints that saved no args")
-    p_conv.add_argument("--arch", default=None, help="image models: resnet18..152 / vgg11..19 (inferred if omitted)")
-    p_conv.add_argument("--padding-mode", default=None, choices=["partial", "zeros", "reflect", "replicate"],
-                        help="image models: padding of the converted model (default: from the source kind)")
     p_conv.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
+    add_option_groups(p_conv, [(f"kind {c.kind}", c.options) for c in kinds.values()])
     p_conv.set_defaults(func=_cmd_convert)
-    p_eval = sub.add_parser("evaluate", help="zero-shot WikiText perplexity or LAMBADA accuracy of a model folder, "
-                                             "or top-1/top-5 accuracy of an image classifier")
-    p_eval.add_argument("model_dir", metavar="MODEL_DIR", help="saved model folder (config.json, weights, tokenizer)")
+    evaluations = [(t, e) for t in all_tasks() for e in t.evaluations]
+    p_eval = sub.add_parser("evaluate", help="evaluate a model folder on a task's protocol (" +
+                            ", ".join(e.name for _, e in evaluations) + ")")
+    p_eval.add_argument("model_dir", metavar="MODEL_DIR", help="saved model folder (config.json, weights, processor)")
     p_eval.add_argument("--task", required=True, metavar="TASK",
-                        help="wikitext103, wikitext2, lambada, image-classification, goemotions or semeval-ec")
+                        help="; ".join(f"{e.name} ({t.name} models)" for t, e in evaluations))
     p_eval.add_argument("--data", required=True, metavar="PATH",
-                        help="wiki.test.tokens (or .raw) for wikitext*, lambada_test.jsonl for lambada, an image "
-                             "folder (<split>/<class>/<image>) for image-classification, the GoEmotions folder or the "
-                             "SemEval-2018 E-c folder/file for goemotions / semeval-ec")
+                        help="; ".join(f"{e.name}: {e.data_help}" for _, e in evaluations))
     p_eval.add_argument("--split", default="test",
-                        help="image-classification, goemotions, semeval-ec: the split to score (default test; "
-                             "val/validation/dev too)")
-    p_eval.add_argument("--seq-len", type=int, default=None, help="window length (default: the model's max positions)")
-    p_eval.add_argument("--tune-thresholds-on", default=None, metavar="SPLIT",
-                        help="goemotions / semeval-ec: tune per-label thresholds on this split (e.g. dev) instead of "
-                             "using the model's config.thresholds")
-    p_eval.add_argument("--stride", type=int, default=None,
-                        help="tokens scored per window after the first (Megatron's --overlapping-eval; "
-                             "default 32, or the window length when that is shorter)")
+                        help="tasks that read a split: the split to score (default test; val/validation/dev too)")
+    p_eval.add_argument("--seq-len", type=int, default=None,
+                        help="text tasks: window or example length (default: the model's max positions)")
     p_eval.add_argument("--batch-size", type=int, default=8, help="windows or examples per forward (default 8)")
     p_eval.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (run under torchrun)")
     p_eval.add_argument("--json", default=None, metavar="OUT", help="write {task, model, data, settings, metrics} here")
     p_eval.add_argument("--update-card", action="store_true", help="record the result in the model card (README.md)")
+    add_option_groups(p_eval, [(f"evaluation {e.name}", e.options) for _, e in evaluations])
     p_eval.set_defaults(func=_cmd_evaluate)
     p_pub = sub.add_parser("publish", help="write a Hub-layout model folder with a model card (optionally push it)")
     p_pub.add_argument("source", metavar="RUN_OR_CHECKPOINT",

@@ -19,32 +19,37 @@ def _world_size_from_env() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def validate(args) -> dict:
-    """Checks that need no process group; returns the resolved DeepSpeed config (or None for Accelerate)."""
+def validate(args):
+    """Checks that need no process group; returns (DeepSpeed config or None, model config, init folder, task)."""
     from .data.text import SUPPORTED_EXTENSIONS
     from .parallel.state import check_tp_size
+    from .tasks import task_for_training
     from .training.checkpoint import resolve_checkpoint
     from .training.engines import load_deepspeed_config, resolve_batch_config, zero_stage
 
     world = _world_size_from_env()
     check_tp_size(args.tp, world)
     for name in ("micro_batch_size", "grad_accum", "seq_len"):
-        if getattr(args, name) < 1:
+        if getattr(args, name, 1) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     # An unknown variant or a bad config fails here, before any process group exists.
-    config, _ = _load_model_config(args)
+    config, init_from = load_model_config(args.model, args.overrides)
+    task = task_for_training(config, args.task)
+    if args.tp > 1 and hasattr(config, "check_tp_size"):
+        config.check_tp_size(args.tp)
     if args.activation_checkpointing:
-        _check_activation_checkpointing(config, args.task)
+        _check_activation_checkpointing(config, task)
+    task.check_args(args, config)
     if args.data:
         for path in args.data:
             looks_local = os.sep in path or Path(path).suffix in SUPPORTED_EXTENSIONS or path.startswith(".")
             if looks_local and not Path(path).exists():
-                raise FileNotFoundError(f"--data {path!r} does not exist; pass text/json/jsonl/parquet files or "
-                                        "folders (or omit --data for the embedded default corpus).")
-    if args.tokenizer not in (None, "train") and not Path(args.tokenizer).exists():
-        raise FileNotFoundError(f"--tokenizer {args.tokenizer!r} does not exist; pass a tokenizer folder or `train`.")
+                raise FileNotFoundError(f"--data {path!r} does not exist; pass the task's files or folders.")
+    tokenizer = getattr(args, "tokenizer", None)
+    if tokenizer not in (None, "train") and not Path(tokenizer).exists():
+        raise FileNotFoundError(f"--tokenizer {tokenizer!r} does not exist; pass a tokenizer folder or `train`.")
     if args.resume is not None:
         args.resume_checkpoint = resolve_checkpoint(args.resume)
     ds_config = None
@@ -57,69 +62,55 @@ def validate(args) -> dict:
     elif args.deepspeed_config:
         raise ValueError("--deepspeed-config is for --engine deepspeed; with Accelerate pass DeepSpeed settings "
                          "to `accelerate launch --use_deepspeed` (or use configs/accelerate/*.yaml).")
-    return ds_config
+    return ds_config, config, init_from, task
 
 
-def _check_activation_checkpointing(config, requested_task) -> None:
-    from .training.tasks import task_for
-
-    task = task_for(config, requested_task)
-    mapping = getattr(task.auto_class, "_model_mapping", None)  # None: a task-specific factory (emotion)
-    try:
-        model_class = mapping[type(config)] if mapping is not None else None
-    except KeyError:  # this config has no model for the task: the task itself reports that, later
-        return
-    if model_class is None or not model_class.supports_gradient_checkpointing:
-        what = model_class.__name__ if model_class is not None else f"the {task.name} task's model"
-        raise ValueError(f"--activation-checkpointing: {what} cannot recompute its layers; drop the flag (it is "
-                         "available for Megatron-GPT language models and Megatron-BERT).")
+def _check_activation_checkpointing(config, task) -> None:
+    model_class = task.model_class(config)
+    if model_class is not None and not model_class.supports_gradient_checkpointing:
+        raise ValueError(f"--activation-checkpointing: {model_class.__name__} (task {task.name}) cannot recompute its "
+                         "layers; drop the "
+                         "flag (it is available for models whose layers support gradient checkpointing, such as "
+                         "the transformer families).")
 
 
-def build_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW (betas 0.9/0.95, Megatron's) with weight decay on matrices only.
-
-    torch's fused kernel (CPU, CUDA, XPU, MPS, HPU): one pass per tensor instead of a dozen elementwise ops,
-    0.06 vs 0.53 s per step for GPT-2 small's 124M parameters on one CPU core.
-    """
-    groups = [{"params": [p for p in model.parameters() if p.ndim >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=True)
-
-
-def _load_model_config(args):
+def load_model_config(model: str, overrides: list[str]):
+    """(config, folder to load weights from or None) for `--model` (a variant, a config.json or a model folder)
+    with `--set` overrides applied."""
     from transformers import AutoConfig
 
     from .registry import get_config
     from .training.args import parse_overrides
 
-    overrides = parse_overrides(args.overrides)
-    path = Path(args.model)
+    values = parse_overrides(overrides)
+    path = Path(model)
     if path.is_file() and path.suffix == ".json":
         raw = json.loads(path.read_text())
         model_type = raw.pop("model_type", None)
         if model_type is None:
-            raise ValueError(f"--model {args.model!r} has no model_type; it is not a config.json")
-        return AutoConfig.for_model(model_type, **{**raw, **overrides}), None
+            raise ValueError(f"--model {model!r} has no model_type; it is not a config.json")
+        return AutoConfig.for_model(model_type, **{**raw, **values}), None
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"--model folder {args.model!r} has no config.json")
-        config = AutoConfig.from_pretrained(path, **overrides)
+            raise FileNotFoundError(f"--model folder {model!r} has no config.json")
+        config = AutoConfig.from_pretrained(path, **values)
         has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
         return config, (path if has_weights else None)
-    return get_config(args.model, **overrides), None
+    return get_config(model, **values), None
 
 
 def run(args) -> dict:
+    from .data.sampling import make_dp_dataloader, steps_per_epoch
     from .parallel import apply_tp_plan, init_parallel, model_parallel_seed
-    from .training.engines import AccelerateEngine, DeepSpeedEngine
+    from .parallel.state import barrier
+    from .training.checkpoint import write_run_config
+    from .training.engines import engine_class
     from .training.reporting import machine_name
     from .training.schedule import build_scheduler
-    from .training.tasks import barrier, seeded_collate, task_for
-    from .training.trainer import Trainer, TrainPlan
+    from .training.trainer import Trainer, TrainPlan, seeded_collate
 
-    ds_config = validate(args)
-    engine = DeepSpeedEngine(ds_config) if args.engine == "deepspeed" else \
-        AccelerateEngine(args.grad_accum, args.clip_grad, args.micro_batch_size)
+    ds_config, config, init_from, task = validate(args)
+    engine = engine_class(args.engine).from_args(args, ds_config)
     engine.init_distributed()
     state = init_parallel(args.tp)
     is_main = state.rank == 0
@@ -128,11 +119,7 @@ def run(args) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier()
 
-    config, init_from = _load_model_config(args)
-    task = task_for(config, args.task)
     data = task.build(args, config, init_from, run_dir, is_main)
-    from .data.sampling import make_dp_dataloader, steps_per_epoch
-
     micro_per_epoch = steps_per_epoch(len(data.train), args.micro_batch_size, state.dp_size)
     if micro_per_epoch == 0:
         raise ValueError(f"{len(data.train)} training samples are too few for micro batch {args.micro_batch_size} × "
@@ -141,19 +128,17 @@ def run(args) -> dict:
 
     # TP-invariant initialisation: the full model is built from the seed on every rank, then sharded.
     torch.manual_seed(args.seed)
-    if init_from is not None:
-        # tp_size=1: load whole here; the plan is applied once, below, for every way the model was made.
-        model = task.auto_class.from_pretrained(init_from, config=config, tp_size=1)
-    else:
-        model = task.auto_class.from_config(config)
+    model = task.build_model(data, init_from)
     n_params = sum(p.numel() for p in model.parameters())
+    if is_main:  # the run describes itself: its resolved config and processor, before any checkpoint
+        write_run_config(run_dir, model, data)
     if state.tp_size > 1:
         apply_tp_plan(model, state.tp_group)
     model_parallel_seed(args.seed, state.tp_rank)
     if args.activation_checkpointing:
         model.activation_checkpointing_enable()
 
-    optimizer = build_optimizer(model, args.lr, args.weight_decay)
+    optimizer = task.build_optimizer(model, args)
     scheduler = build_scheduler(optimizer, args.lr_schedule, total_steps, args.warmup_steps, args.lr, args.min_lr)
     engine.setup(model, optimizer, scheduler, state)
 
@@ -167,16 +152,16 @@ def run(args) -> dict:
                                          data.eval_collate or data.collate, shuffle=False,
                                          drop_last=len(data.eval) >= state.dp_size * args.micro_batch_size)
     plan = TrainPlan(total_steps=total_steps, grad_accum=args.grad_accum, micro_batch_size=args.micro_batch_size,
-                     units_per_sample=data.units_per_sample, unit=data.unit, seq_len=args.seq_len,
+                     units_per_sample=data.units_per_sample, unit=task.unit, seq_len=data.seq_len,
                      save_every=args.save_every, eval_every=args.eval_every, log_every=args.log_every,
-                     progress=not args.no_progress,
+                     progress=not args.no_progress, reports_perplexity=task.reports_perplexity,
                      meta={"model": args.model, "overrides": args.overrides, "task": task.name, "data": data.data,
                            "seed": args.seed, "activation_checkpointing": args.activation_checkpointing,
                            **engine.describe()})
     generators = {}
     if (generator := seeded_collate(data.collate)) is not None:
         generators["collate"] = generator
-    trainer = Trainer(engine, state, plan, train_loader(), eval_loader, run_dir, eval_counts=task.eval_counts,
+    trainer = Trainer(engine, state, plan, train_loader(), eval_loader, run_dir, metric=data.metric,
                       generators=generators)
     if getattr(args, "resume_checkpoint", None) is not None:
         trainer.resume_from(args.resume_checkpoint)
@@ -192,14 +177,14 @@ def run(args) -> dict:
             if state.dp_rank == 0:
                 engine.module.save_pretrained(export_dir)
         if is_main:
-            data.processor.save_pretrained(export_dir)
+            data.save_processor(export_dir)
         barrier()
     info = {
-        "model": args.model, "model_type": config.model_type, "task": task.name, "parameters": n_params,
+        "model": args.model, "model_type": data.config.model_type, "task": task.name, "parameters": n_params,
         "tp": state.tp_size, "dp": state.dp_size, "world_size": state.world_size, **engine.describe(),
-        "data": data.data, "seq_len": args.seq_len if data.unit == "tokens" else None,
-        "micro_batch_size": args.micro_batch_size, "grad_accum": args.grad_accum, "lr": args.lr, "seed": args.seed,
-        "activation_checkpointing": args.activation_checkpointing, **result, "out": str(run_dir),
+        "data": data.data, "seq_len": data.seq_len, "micro_batch_size": args.micro_batch_size,
+        "grad_accum": args.grad_accum, "lr": args.lr, "seed": args.seed,
+        "activation_checkpointing": args.activation_checkpointing, **data.extra_info, **result, "out": str(run_dir),
         "export": str(export_dir) if export_dir else None, "machine": machine_name(),
     }
     text = trainer.summary(info)

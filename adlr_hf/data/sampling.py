@@ -12,10 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-
-def check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be an int >= {low}")
+from ..checks import check_int
 
 
 class DPSampler(Sampler[int]):

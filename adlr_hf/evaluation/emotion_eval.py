@@ -76,7 +76,7 @@ def evaluate_emotion_model_dir(model_dir, task: str, data, split: str = "test", 
 
     from ..data.emotion import load_emotion_data
     from ..metrics.multilabel_emotion import multilabel_scores
-    from ..models.emotion import apply_thresholds, tune_thresholds
+    from ..metrics.multilabel_emotion.multilabel_emotion import apply_thresholds, tune_thresholds
 
     if task not in EMOTION_TASKS:
         raise ValueError(f"unknown emotion task {task!r}; choose one of {sorted(EMOTION_TASKS)}")
@@ -86,7 +86,7 @@ def evaluate_emotion_model_dir(model_dir, task: str, data, split: str = "test", 
     if not os.path.exists(os.fspath(data)):
         raise FileNotFoundError(f"--data {os.fspath(data)!r} does not exist")
     config = AutoConfig.from_pretrained(model_dir)
-    if config.model_type != "adlr_emotion":
+    if not hasattr(config, "label_names") or not hasattr(config, "thresholds"):
         raise ValueError(f"{model_dir!r} holds a {config.model_type!r} model; emotion evaluation needs an emotion "
                          "classifier (train one with --task emotion-classification)")
     split_name = _resolve_split(split)
@@ -122,3 +122,10 @@ def evaluate_emotion_model_dir(model_dir, task: str, data, split: str = "test", 
             "settings": {"label_set": label_set, "max_length": max_length, "batch_size": batch_size,
                          "thresholds": source},
             "metrics": metrics}
+
+
+def run_from_args(args) -> dict:
+    """`adlr-hf evaluate --task goemotions|semeval-ec`."""
+    return evaluate_emotion_model_dir(args.model_dir, args.task, args.data, split=args.split,
+                                      tune_thresholds_on=args.tune_thresholds_on, batch_size=args.batch_size,
+                                      max_length=args.seq_len, tp=args.tp)

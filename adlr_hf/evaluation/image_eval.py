@@ -26,18 +26,13 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..checks import check_int
 from ..parallel.state import get_parallel_state
 
 __all__ = ["IMAGE_TASK", "TOP_K", "evaluate_image_classification", "evaluate_image_model_dir"]
 
 IMAGE_TASK = "image-classification"
 TOP_K = (1, 5)
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    return value
 
 
 def _label_map(folder_names: list[str], config) -> list[int]:
@@ -61,7 +56,7 @@ def evaluate_image_classification(model, processor, dataset, label_map: list[int
     preprocessed by `processor`. Returns {"top1", "top5", "num_examples"} (fractions)."""
     from ..metrics.topk_accuracy.topk_accuracy import TopKAccuracy
 
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     state = get_parallel_state()
     dp_rank, dp_size = (state.dp_rank, state.dp_size) if state is not None else (0, 1)
     was_training = model.training
@@ -107,8 +102,8 @@ def evaluate_image_model_dir(model_dir, data, split: str = "test", batch_size: i
     if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"model folder {path!r} has no config.json; pass a saved model folder (a run's "
                                 "model/ or a publish)")
-    _check_int("batch_size", batch_size, 1)
-    _check_int("tp", tp, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("tp", tp, 1)
     if not os.path.isfile(os.path.join(path, "preprocessor_config.json")):
         raise FileNotFoundError(f"{path} has no preprocessor_config.json; save the image processor beside the model "
                                 "(adlr_hf's training export does)")
@@ -134,3 +129,9 @@ def evaluate_image_model_dir(model_dir, data, split: str = "test", batch_size: i
                 "preprocessing": type(processor).__name__}
     return {"task": IMAGE_TASK, "model": path, "data": data, "split": split, "settings": settings,
             "metrics": metrics}
+
+
+def run_from_args(args) -> dict:
+    """`adlr-hf evaluate --task image-classification`."""
+    return evaluate_image_model_dir(args.model_dir, args.data, split=args.split, batch_size=args.batch_size,
+                                    tp=args.tp)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ..data.lambada import LambadaExample, read_lambada, tokenize_lambada
 from ..data.wikitext import read_wikitext
+from ..checks import check_int
 from ..parallel.state import get_parallel_state
 
 __all__ = [
@@ -45,12 +46,6 @@ DEFAULT_BATCH_SIZE = 8
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    return value
-
-
 def max_positions(config) -> int | None:
     """The longest input the model accepts (`max_position_embeddings`, or GPT-2's `n_positions`), or None."""
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
@@ -66,7 +61,7 @@ def _resolve_seq_len(model, seq_len: int | None) -> int:
         if limit is None:
             raise ValueError("the model's config has no max_position_embeddings; pass seq_len explicitly")
         return limit
-    _check_int("seq_len", seq_len, 1)
+    check_int("seq_len", seq_len, 1)
     if limit is not None and seq_len > limit:
         raise ValueError(f"seq_len={seq_len} exceeds the model's max_position_embeddings={limit}; "
                          f"pass seq_len <= {limit} (the default is {limit})")
@@ -155,9 +150,9 @@ class Window:
 
 def sliding_windows(num_tokens: int, seq_len: int, stride: int = DEFAULT_STRIDE) -> list[Window]:
     """Megatron-LM's overlapping evaluation windows over a stream of `num_tokens` tokens (see the module docstring)."""
-    _check_int("num_tokens", num_tokens, 2)
-    _check_int("seq_len", seq_len, 1)
-    _check_int("stride", stride, 1)
+    check_int("num_tokens", num_tokens, 2)
+    check_int("seq_len", seq_len, 1)
+    check_int("stride", stride, 1)
     if stride > seq_len:
         raise ValueError(f"stride={stride} is larger than seq_len={seq_len}, which would skip tokens; "
                          f"pass stride <= {seq_len} (stride == seq_len gives non-overlapping windows)")
@@ -182,7 +177,7 @@ def score_token_stream(model, input_ids, seq_len: int | None = None, stride: int
     """
     ids = torch.as_tensor(input_ids, dtype=torch.long).reshape(-1)
     seq_len = _resolve_seq_len(model, seq_len)
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     if ids.numel() < 2:
         raise ValueError(f"the token stream has {ids.numel()} token(s); perplexity needs at least 2")
     windows = sliding_windows(ids.numel(), seq_len, stride)
@@ -268,7 +263,7 @@ def evaluate_wikitext(model, tokenizer, path: str | os.PathLike, seq_len: int | 
     """
     seq_len = _resolve_seq_len(model, seq_len)
     sliding_windows(2, seq_len, stride)  # validates stride before the (slow) tokenization
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     doc = read_wikitext(path)
     ids = tokenize_stream(tokenizer, doc.text)
     if len(ids) < 2:
@@ -287,7 +282,7 @@ def lambada_predictions(model, examples: list[LambadaExample], seq_len: int | No
     longer than fits in `seq_len` inputs keeps its last tokens.
     """
     seq_len = _resolve_seq_len(model, seq_len)
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     if not examples:
         raise ValueError("no LAMBADA examples to evaluate")
     dp_rank, dp_size, dp_group, is_rank_0 = _dp_info()
@@ -339,7 +334,7 @@ def evaluate_lambada(model, tokenizer, path: str | os.PathLike, batch_size: int 
     from ..metrics.lambada_accuracy.lambada_accuracy import LambadaAccuracy
 
     seq_len = _resolve_seq_len(model, seq_len)
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     examples = tokenize_lambada(read_lambada(path), tokenizer, strict=strict)
     predictions, references = lambada_predictions(model, examples, seq_len, batch_size, _pad_id(tokenizer), progress)
     return LambadaAccuracy(keep_in_memory=True).compute(predictions=predictions, references=references)
@@ -384,9 +379,9 @@ def evaluate_model_dir(model_dir, task: str, data, seq_len: int | None = None, s
                                 + ("OpenAI's lambada_test.jsonl" if task == "lambada" else "a WikiText file such as "
                                    "wiki.test.tokens"))
     if stride is not None:
-        _check_int("stride", stride, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("tp", tp, 1)
+        check_int("stride", stride, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("tp", tp, 1)
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError, KeyError) as err:
@@ -396,7 +391,7 @@ def evaluate_model_dir(model_dir, task: str, data, seq_len: int | None = None, s
         if limit is None:
             raise ValueError(f"{path}/config.json has no max_position_embeddings; pass --seq-len")
         seq_len = limit
-    _check_int("seq_len", seq_len, 1)
+    check_int("seq_len", seq_len, 1)
     if limit is not None and seq_len > limit:
         raise ValueError(f"--seq-len {seq_len} exceeds the model's max_position_embeddings={limit}; "
                          f"pass --seq-len {limit} or less (the default is {limit})")
@@ -435,3 +430,9 @@ def evaluate_model_dir(model_dir, task: str, data, seq_len: int | None = None, s
                                         _pad_id(tokenizer), progress)
         settings = {"seq_len": seq_len, "stride": stride, "batch_size": batch_size, "tp": tp}
     return {"task": task, "model": path, "data": data, "settings": settings, "metrics": metrics}
+
+
+def run_from_args(args) -> dict:
+    """`adlr-hf evaluate --task wikitext103|wikitext2|lambada`."""
+    return evaluate_model_dir(args.model_dir, args.task, args.data, seq_len=args.seq_len, stride=args.stride,
+                              batch_size=args.batch_size, tp=args.tp)

@@ -70,12 +70,7 @@ def flops_per_token(config, seq_len: int | None) -> dict | None:
     }
 
 
-# -- parameters and machine ------------------------------------------------------------------------------------
-def count_parameters(model: torch.nn.Module) -> int:
-    """Unique parameters (model.parameters() already yields a tied tensor once)."""
-    return sum(p.numel() for p in model.parameters())
-
-
+# -- machine ------------------------------------------------------------------------------------------------------
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -207,13 +202,9 @@ def measure_image_inference_throughput(model, image_size: int | None = None, bat
 
 
 def image_systems(model, training: dict | None = None, measure_inference: bool = True, runs: int = 3) -> dict:
-    """The card's systems numbers of an image classifier: FLOPs per image (counted), training images/s as the run
-    recorded it (`run_info.json`), inference images/s measured now."""
-    out = {"flops": measure_image_flops(model), "training": None, "inference": None}
-    if training and training.get("images_per_second") is not None:
-        out["training"] = {"images_per_second": training["images_per_second"], "seconds": training.get("seconds"),
-                           "machine": training.get("machine"), "tp": training.get("tp"), "dp": training.get("dp"),
-                           "engine": training.get("engine"), "source": "run_info.json"}
+    """The card's systems numbers of an image classifier: FLOPs per image (counted) and inference images/s measured
+    now (training images/s is the run's own record, shown by the card for every task)."""
+    out = {"flops": measure_image_flops(model), "inference": None}
     if measure_inference:  # short passes: more of them, so a stall of a shared machine does not set the median
         out["inference"] = measure_image_inference_throughput(model, runs=max(runs, 10), warmup=3)
     return out
@@ -226,11 +217,6 @@ def image_card_rows(image: dict) -> list[str]:
     rows = [f"| inference FLOPs per image ({shape}) | {flops['inference_flops_per_image']:.4g} (counted with "
             "FlopCounterMode: convolutions and matrix products, 2 per multiply-add) |",
             f"| training FLOPs per image | {flops['training_flops_per_image']:.4g} (forward + backward, counted) |"]
-    train = image.get("training")
-    if train:
-        rows.append(f"| training throughput | {train['images_per_second']:,.1f} images/s on "
-                    f"{train.get('machine') or 'an unrecorded machine'} (TP={train.get('tp')} × DP={train.get('dp')}, "
-                    f"{train.get('engine')}) |")
     inf = image.get("inference")
     if inf:
         rows.append(f"| inference throughput | {inf['images_per_second']:,.1f} images/s (eval forward, batch "

@@ -116,20 +116,31 @@ def register_hf_styles() -> bool:
     return ok
 
 
+def _registered_class(config):
+    """The model class that transformers' Auto mappings hold for `config` under the name in `config.architectures`,
+    else its causal-LM class (None when neither is registered)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto import modeling_auto
+
+    mappings = [m for m in vars(modeling_auto).values() if isinstance(m, modeling_auto._LazyAutoMapping)]
+    for name in getattr(config, "architectures", None) or []:
+        for mapping in mappings:
+            try:
+                classes = mapping[type(config)]
+            except KeyError:
+                continue
+            for model_class in classes if isinstance(classes, (tuple, list)) else (classes,):
+                if model_class.__name__ == name:
+                    return model_class
+    return AutoModelForCausalLM._model_mapping.get(type(config), None)
+
+
 def _model_plan(config_or_model, model_class=None) -> dict[str, str]:
     if isinstance(config_or_model, nn.Module):
         return full_tp_plan(config_or_model)
     config = config_or_model
     if model_class is None:
-        import adlr_hf
-        from transformers import AutoModelForCausalLM
-
-        for name in getattr(config, "architectures", None) or []:
-            model_class = getattr(adlr_hf, name, None)
-            if model_class is not None:
-                break
-        else:
-            model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
+        model_class = _registered_class(config)
     if model_class is None:
         raise ValueError(f"cannot tell which model class {type(config).__name__} will be loaded as; pass "
                          "model_class=... (e.g. MegatronGPTForCausalLM) or the model itself.")

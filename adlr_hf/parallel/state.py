@@ -153,3 +153,16 @@ class MegatronMPU:
     get_tensor_model_parallel_rank = get_model_parallel_rank
     get_tensor_model_parallel_world_size = get_model_parallel_world_size
     get_tensor_model_parallel_group = get_model_parallel_group
+
+
+def barrier() -> None:
+    """Wait for every rank of the default group (a no-op in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def rank0_first(fn, is_main: bool):
+    """Run `fn` on rank 0 first (it fills caches), then on the other ranks (they read them)."""
+    result = fn() if is_main else None
+    barrier()
+    return result if is_main else fn()

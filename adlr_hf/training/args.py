@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from ..tasks import all_tasks
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     model = parser.add_argument_group("model and data")
     model.add_argument("--model", default="megatron-gpt-tiny",
                        help="registered variant (see `adlr-hf list`), a config.json, or a model folder to continue from")
     model.add_argument("--task", default=None,
-                       help="causal-lm | bert-pretraining | masked-lm | image-classification | "
-                            "emotion-classification | char-lm (default: the model family's own)")
-    model.add_argument("--labels", default=None,
-                       help="emotion classification: label set, e.g. `ekman` for GoEmotions' Ekman mapping")
-    model.add_argument("--whole-word-masking", action="store_true", help="masked LM: mask whole words")
+                       help="the training task (default: the model family's own); one of: " + ", ".join(
+                           f"{t.name} ({t.description})" for t in all_tasks()))
     model.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set hidden_dropout=0 (repeatable)")
     model.add_argument("--data", nargs="+", default=None,
-                       help="text/json/jsonl/parquet files or folders, or a dataset name when online "
-                            "(default: an embedded corpus of Python standard-library docstrings)")
-    model.add_argument("--text-column", default="text")
-    model.add_argument("--tokenizer", default=None,
-                       help="tokenizer folder, or `train` to train a byte-level BPE on --data "
-                            "(default: the model folder's tokenizer, else `train`)")
-    model.add_argument("--vocab-size", type=int, default=None, help="vocabulary size when training a tokenizer")
-    model.add_argument("--seq-len", type=int, default=128)
+                       help="the task's data: text/json/jsonl/parquet files or folders for text tasks (default: an "
+                            "embedded corpus of Python standard-library docstrings), an image folder, ...")
     model.add_argument("--eval-fraction", type=float, default=0.02,
                        help="share of packed blocks held out for --eval-every (0 disables evaluation)")
     model.add_argument("--num-proc", type=int, default=1, help="processes for tokenization")
@@ -63,7 +56,25 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     run.add_argument("--no-export", action="store_true", help="skip the final Hugging Face export")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     run.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    add_task_arguments(parser)
     return parser
+
+
+def add_option_groups(parser: argparse.ArgumentParser, owners) -> None:
+    """Add each owner's `Option`s in a group named after it; a flag several owners share is added once."""
+    seen = {action.dest for action in parser._actions}
+    for title, options in owners:
+        fresh = [option for option in options if option.dest not in seen]
+        if not fresh:
+            continue
+        group = parser.add_argument_group(title)
+        for option in fresh:
+            group.add_argument(option.flag, **option.kwargs)
+            seen.add(option.dest)
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    add_option_groups(parser, [(f"task {task.name}", task.arguments) for task in all_tasks()])
 
 
 def build_parser(prog: str = "python -m adlr_hf.train") -> argparse.ArgumentParser:

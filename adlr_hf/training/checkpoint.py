@@ -13,6 +13,29 @@ from ..parallel import get_rng_tracker
 
 TRAINER_STATE = "trainer_state.json"
 CHECKPOINTS = "checkpoints"
+RUN_CONFIG = "config"  # RUN/config/: the run's resolved config.json and its processor, written when it starts
+
+
+def write_run_config(run_dir: Path, model, task_run) -> Path:
+    """RUN/config/: the model's resolved config (with its class in `architectures`) and the processor, so a
+    checkpoint of the run can be exported without re-deriving them."""
+    from ..atomic import write_atomically
+
+    model.config.architectures = [type(model).__name__]
+
+    def build(tmp: Path) -> None:
+        model.config.save_pretrained(tmp)
+        task_run.save_processor(tmp)
+
+    out = Path(run_dir) / RUN_CONFIG
+    write_atomically(out, build)
+    return out
+
+
+def run_dir_of(checkpoint_dir: Path) -> Path | None:
+    """`<run>` for `<run>/checkpoints/step_N`, else None."""
+    checkpoint_dir = Path(checkpoint_dir)
+    return checkpoint_dir.parent.parent if checkpoint_dir.parent.name == CHECKPOINTS else None
 
 
 def checkpoint_name(step: int) -> str:

@@ -1,44 +1,26 @@
 """Export a training checkpoint (`<run>/checkpoints/step_N/`) to a Hugging Face model folder.
 
-What the engines leave in a checkpoint folder:
-
-| engine / stage | weights | how they are merged here |
-|---|---|---|
-| DeepSpeed ZeRO 0-2 | `mp_rank_XX_model_states.pt` per TP rank, `"module"` = its shards | merged by the TP plan |
-| DeepSpeed ZeRO-3 (TP=1 only) | partitioned over DP ranks | `deepspeed.utils.zero_to_fp32` gathers them (fp32) |
-| Accelerate `save_state` | `model.safetensors` (full weights at TP=1) | loaded as is |
-| Accelerate at TP>1 | `tp_rank_XX_model_optim.pt` per TP rank, `"model"` = its shards | merged by the TP plan |
-
-"Merged by the TP plan": each parameter's (dim, stride) comes from `parallel.plan.STYLES` for the module the model's
-plan (`full_tp_plan`) names, shards are joined with `sharding.merge_shards`, and vocab-parallel rows are cut back from
-the padded size (a multiple of 128 × TP) to the config's vocabulary.
-
-The config comes from the run's exported model folder (`<run>/model/config.json`) when there is one, otherwise from
-the variant recorded in `trainer_state.json` plus the run's tokenizer folder (vocabulary size and special tokens).
-DeepSpeed files are read with `torch.load(weights_only=True)`; everything is validated before anything is written,
-and the output folder is written atomically (a temporary sibling renamed at the end).
+The checkpoint describes itself: its run wrote `RUN/config/` (the resolved config.json and the processor) when it
+started, and `trainer_state.json` names the engine, whose `read_state_dict` reads its own file layout back into full,
+plain-named weights (TP shards merged by the model's plan, vocab padding cut). Everything is validated before
+anything is written, and the output folder is written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from pathlib import Path
 
 import torch
 
 from ..atomic import write_atomically
-from .checkpoint import TRAINER_STATE
+from .checkpoint import RUN_CONFIG, TRAINER_STATE, run_dir_of
 
 logger = logging.getLogger(__name__)
 
-_MP_FILE = re.compile(r"^mp_rank_(\d+)_model_states\.pt$")
-_ZERO3_FILE = re.compile(r"^zero_pp_rank_\d+_mp_rank_(\d+)_model_states\.pt$")
 
-
-# -- locating the pieces -------------------------------------------------------------------------------------------
 def _read_trainer_state(checkpoint_dir: Path) -> dict:
     path = checkpoint_dir / TRAINER_STATE
     if not path.is_file():
@@ -47,113 +29,12 @@ def _read_trainer_state(checkpoint_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def run_dir_of(checkpoint_dir: Path) -> Path | None:
-    """`<run>` for `<run>/checkpoints/step_N`, else None."""
-    checkpoint_dir = Path(checkpoint_dir)
-    return checkpoint_dir.parent.parent if checkpoint_dir.parent.name == "checkpoints" else None
-
-
-def _find_config_dir(checkpoint_dir: Path) -> Path | None:
+def find_config_dir(checkpoint_dir: Path) -> Path | None:
+    """The folder holding the run's config.json: RUN/config (written when the run started), else RUN/model."""
     run = run_dir_of(checkpoint_dir)
     if run is None:
         return None
-    for candidate in (run / "model", run / "tokenizer"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _load_config(config_dir: Path | None, trainer_state: dict, checkpoint_dir: Path):
-    """The model config, from a model folder (config.json) or from the recorded variant + a tokenizer folder."""
-    from transformers import AutoConfig
-
-    if config_dir is not None and (config_dir / "config.json").is_file():
-        return AutoConfig.from_pretrained(config_dir), config_dir
-    variant = trainer_state.get("model")
-    if variant is None:
-        raise ValueError(f"cannot tell the model of {checkpoint_dir}: no config_dir with config.json and no 'model' "
-                         f"in {TRAINER_STATE}; pass config_dir=<the run's model folder>.")
-    variant_path = Path(variant)
-    if variant_path.is_dir() and (variant_path / "config.json").is_file():
-        config = AutoConfig.from_pretrained(variant_path)
-    elif variant_path.is_file() and variant_path.suffix == ".json":
-        raw = json.loads(variant_path.read_text())
-        config = AutoConfig.for_model(raw.pop("model_type"), **raw)
-    else:
-        from ..registry import get_config
-        from .args import parse_overrides
-
-        config = get_config(variant, **parse_overrides(trainer_state.get("overrides") or []))
-    tokenizer_dir = config_dir if config_dir is not None and (config_dir / "tokenizer_config.json").is_file() else None
-    if tokenizer_dir is not None:
-        from ..data.text import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer_dir)
-        if not (variant_path.is_dir() and (variant_path / "config.json").is_file()):
-            config.vocab_size = len(tokenizer)  # the run sized a fresh model's vocabulary to its tokenizer
-        config.bos_token_id = config.eos_token_id = tokenizer.eos_token_id
-        config.pad_token_id = tokenizer.pad_token_id
-    return config, tokenizer_dir
-
-
-def _mp_files(checkpoint_dir: Path) -> dict[int, Path]:
-    files = {}
-    for path in checkpoint_dir.iterdir():
-        match = _MP_FILE.match(path.name)
-        if match:
-            files[int(match.group(1))] = path
-    return files
-
-
-def _zero3_files(checkpoint_dir: Path) -> list[Path]:
-    return sorted(p for p in checkpoint_dir.iterdir() if _ZERO3_FILE.match(p.name))
-
-
-# -- reading the weights -------------------------------------------------------------------------------------------
-def _load_torch(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - report which file and why, then stop
-        raise ValueError(f"cannot read {path} as a weights-only torch file ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}); was it written by DeepSpeed's "
-                         "save_checkpoint?") from None
-
-
-def _strip_module_prefix(state: dict) -> dict:
-    if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def merge_tp_state_dicts(shards: list[dict[str, torch.Tensor]], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Full state dict from per-TP-rank state dicts (ordered by rank) using `model`'s TP plan; vocab padding is cut
-    to the dense model's row count. Replicated entries come from rank 0."""
-    from ..parallel.plan import STYLES, full_tp_plan, match_plan
-    from ..parallel.sharding import merge_shards
-
-    expected = model.state_dict()
-    if len(shards) == 1:
-        return dict(shards[0])
-    keys = list(shards[0])
-    for rank, shard in enumerate(shards[1:], start=1):
-        if set(shard) != set(keys):
-            diff = sorted(set(shard) ^ set(keys))[:5]
-            raise ValueError(f"TP rank {rank}'s checkpoint has different entries than rank 0 (e.g. {diff}); "
-                             "the checkpoint is incomplete or mixes runs.")
-    matched = match_plan({k.rpartition(".")[0] for k in keys}, full_tp_plan(model))
-    full = {}
-    for key in keys:
-        module_name, _, param = key.rpartition(".")
-        style = STYLES.get(matched.get(module_name, ""))
-        spec = style.params.get(param) if style is not None else None
-        if spec is None:
-            full[key] = shards[0][key]
-            continue
-        tensor = merge_shards([s[key] for s in shards], spec[0], spec[1])
-        if style.vocab and key in expected:
-            tensor = tensor[: expected[key].shape[0]]
-        full[key] = tensor
-    return full
+    return next((d for d in (run / RUN_CONFIG, run / "model") if (d / "config.json").is_file()), None)
 
 
 def _check_shapes(state: dict[str, torch.Tensor], model: torch.nn.Module, checkpoint_dir: Path) -> None:
@@ -178,73 +59,29 @@ def _check_shapes(state: dict[str, torch.Tensor], model: torch.nn.Module, checkp
 
 def load_checkpoint_state_dict(checkpoint_dir, model: torch.nn.Module,
                                trainer_state: dict | None = None) -> dict[str, torch.Tensor]:
-    """The full, plain-named state dict of a training checkpoint for `model` (a dense model of its config)."""
+    """The full, plain-named state dict of a training checkpoint for `model` (a dense model of its config), read by
+    the engine that wrote it."""
+    from .engines import engine_class
+
     checkpoint_dir = Path(checkpoint_dir)
     trainer_state = trainer_state if trainer_state is not None else _read_trainer_state(checkpoint_dir)
-    engine = trainer_state.get("engine", "deepspeed")
-    tp = int(trainer_state.get("tp", 1))
-    zero3 = int(trainer_state.get("zero_stage") or 0) == 3 or (_zero3_files(checkpoint_dir)
-                                                               and not _mp_files(checkpoint_dir))
-    if engine == "accelerate" and tp > 1:
-        # save_state keeps TP rank 0's shards only; the Accelerate engine writes every TP rank's shards beside it.
-        files = [checkpoint_dir / f"tp_rank_{rank:02d}_model_optim.pt" for rank in range(tp)]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise ValueError(f"{checkpoint_dir} lacks {missing} for its TP={tp} shards; it cannot be exported. "
-                             "Publish the run's model folder instead.")
-        shards = [_strip_module_prefix(dict(_load_torch(f)["model"])) for f in files]
-        return merge_tp_state_dicts(shards, model)
-    if engine == "accelerate" and (checkpoint_dir / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        return _strip_module_prefix(load_file(checkpoint_dir / "model.safetensors"))
-    if zero3:
-        if tp > 1:
-            raise ValueError(f"{checkpoint_dir}: ZeRO-3 with TP={tp} is not a layout adlr_hf writes.")
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-        # zero_to_fp32 reads DeepSpeed's optimizer pickles itself (not weights_only); they are the run's own files.
-        state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint_dir.parent), tag=checkpoint_dir.name)
-        return {k: v.detach().cpu() for k, v in state.items()}
-    files = _mp_files(checkpoint_dir)
-    if not files:
-        raise ValueError(f"{checkpoint_dir} has no mp_rank_XX_model_states.pt (DeepSpeed) and no model.safetensors "
-                         "(Accelerate); it is not a complete checkpoint.")
-    if sorted(files) != list(range(len(files))):
-        raise ValueError(f"{checkpoint_dir} has TP ranks {sorted(files)}; some mp_rank_XX files are missing.")
-    if len(files) != tp:
-        raise ValueError(f"{checkpoint_dir} holds {len(files)} TP shards but {TRAINER_STATE} says tp={tp}; the "
-                         "checkpoint is incomplete or mixes runs.")
-    shards = []
-    for rank in range(len(files)):
-        saved = _load_torch(files[rank])
-        if not isinstance(saved, dict) or "module" not in saved:
-            raise ValueError(f"{files[rank]} has no 'module' state dict; it is not a DeepSpeed model-states file.")
-        shards.append(_strip_module_prefix(dict(saved["module"])))
-    return merge_tp_state_dicts(shards, model)
-
-
-# Head-class suffix -> transformers Auto class; other families add rows when they add heads.
-AUTO_CLASS_BY_SUFFIX = (
-    ("ForCausalLM", "AutoModelForCausalLM"),
-    ("ForSequenceClassification", "AutoModelForSequenceClassification"),
-    ("ForMaskedLM", "AutoModelForMaskedLM"),
-    ("ForPreTraining", "AutoModelForPreTraining"),
-    ("ForImageClassification", "AutoModelForImageClassification"),
-    ("ForSemanticSegmentation", "AutoModelForSemanticSegmentation"),
-)
+    return engine_class(trainer_state.get("engine", "deepspeed")).read_state_dict(checkpoint_dir, model,
+                                                                                 trainer_state)
 
 
 def auto_class_for(config):
-    """The Auto class that rebuilds the head the config names in `architectures` (AutoModel if none matches)."""
+    """The Auto class that rebuilds the head named in the config's `architectures`, as the family's spec maps it
+    (AutoModel when none matches)."""
     import transformers
 
-    for arch in getattr(config, "architectures", None) or []:
-        for suffix, name in AUTO_CLASS_BY_SUFFIX:
-            if arch.endswith(suffix):
-                return getattr(transformers, name)
-    if not getattr(config, "architectures", None) and type(config) in transformers.AutoModelForCausalLM._model_mapping:
-        return transformers.AutoModelForCausalLM
+    from ..registry import family_for
+
+    spec = family_for(config)
+    names = getattr(config, "architectures", None) or []
+    if spec is not None:
+        for auto_name, classes in spec.models.items():
+            if any(cls.__name__ in names for cls in (classes if isinstance(classes, tuple) else (classes,))):
+                return getattr(transformers, auto_name)
     return transformers.AutoModel
 
 
@@ -262,12 +99,16 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
     if config_dir is not None and not Path(config_dir).is_dir():
         raise FileNotFoundError(f"config_dir {str(config_dir)!r} does not exist; pass the run's model or tokenizer "
                                 "folder.")
-    config_dir = Path(config_dir) if config_dir is not None else _find_config_dir(checkpoint_dir)
+    config_dir = Path(config_dir) if config_dir is not None else find_config_dir(checkpoint_dir)
+    if config_dir is None or not (config_dir / "config.json").is_file():
+        raise ValueError(f"cannot find the config of {checkpoint_dir}: its run folder has no {RUN_CONFIG}/ or model/ "
+                         "with config.json; pass config_dir=<a folder with the run's config.json>.")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise ValueError(f"{out_dir} exists and is not empty; pass overwrite=True or choose another folder.")
-    config, tokenizer_dir = _load_config(config_dir, trainer_state, checkpoint_dir)
-    if tokenizer_dir is None and config_dir is not None and (config_dir / "tokenizer_config.json").is_file():
-        tokenizer_dir = config_dir
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(config_dir)
+    tokenizer_dir = config_dir if (config_dir / "tokenizer_config.json").is_file() else None
 
     auto = auto_class_for(config)
     model = auto.from_config(config)

@@ -12,9 +12,29 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..parallel import ParallelState
+from ..parallel.state import barrier
 from .checkpoint import CHECKPOINTS, checkpoint_name, load_rng, read_trainer_state, save_rng, write_trainer_state
 from .reporting import MetricsLog, format_summary, peak_memory_mib, plot_loss_curve
-from .tasks import seeded_collate
+
+
+def seeded_collate(collate):
+    """The collator's own RNG (MLM masking), if any, so checkpoints can save and restore it."""
+    generator = getattr(collate, "generator", None)
+    return generator if isinstance(generator, torch.Generator) else None
+
+
+def to_device(batch, device):
+    """`batch` with every tensor moved to `device`, through nested dicts, lists and tuples (relationship detection
+    passes a list of per-image target dicts, video tasks pass clips)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return type(batch)((k, to_device(v, device)) for k, v in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 @dataclass
@@ -24,13 +44,14 @@ class TrainPlan:
     total_steps: int
     grad_accum: int
     micro_batch_size: int
-    units_per_sample: int  # tokens per sample for text, 1 for images
-    unit: str  # what throughput counts: "tokens" or "images"
-    seq_len: int
+    units_per_sample: int  # tokens per sample for text, 1 for images or examples
+    unit: str  # what throughput counts: "tokens", "images", "examples", ...
+    seq_len: int | None
     save_every: int = 0
     eval_every: int = 0
     log_every: int = 1
     progress: bool = True
+    reports_perplexity: bool = False  # the loss is a mean next-token NLL: evaluation also reports exp(loss)
     meta: dict = field(default_factory=dict)  # recorded in trainer_state.json and run_info.json
 
     @property
@@ -49,9 +70,9 @@ def _mean_over(group, value: float, count: float = 1.0) -> float:
 
 class Trainer:
     def __init__(self, engine, state: ParallelState, plan: TrainPlan, train_loader, eval_loader, run_dir: Path,
-                 eval_counts=None, generators: dict | None = None):
+                 metric=None, generators: dict | None = None):
         self.engine, self.state, self.plan = engine, state, plan
-        self.eval_counts = eval_counts  # (outputs, batch) -> {metric: (sum, count)} for evaluation
+        self.metric = metric  # the task's evaluation metric (reset / add_batch / compute), or None
         self.generators = generators or {}  # RNGs outside torch's default one (e.g. MLM masking), checkpointed
         self.train_loader, self.eval_loader = train_loader, eval_loader
         # An evaluation collator with its own RNG (MLM masking) restarts from its first state every evaluation, so
@@ -70,7 +91,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         ckpt = self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
         self.engine.save(ckpt)
-        _barrier()
+        barrier()
         save_rng(ckpt, self.state.rank, self.generators)
         if self.is_main:
             write_trainer_state(ckpt, {
@@ -80,7 +101,7 @@ class Trainer:
                 "micro_batch_size": self.plan.micro_batch_size, "seq_len": self.plan.seq_len, **self.plan.meta,
             })
             plot_loss_curve(self.metrics.records, self.run_dir / "loss_curve.png")
-        _barrier()
+        barrier()
         return ckpt
 
     def resume_from(self, ckpt: Path) -> None:
@@ -108,25 +129,24 @@ class Trainer:
         if self._eval_rng is not None:
             generator, first_state = self._eval_rng
             generator.set_state(first_state)
+        if self.metric is not None:
+            self.metric.reset()
         total, count = 0.0, 0
-        sums: dict[str, list[float]] = {}
         for batch in self.eval_loader:
-            batch = {k: v.to(self.engine.device) for k, v in batch.items()}
+            batch = to_device(batch, self.engine.device)
             outputs = self.engine.module(**batch)
             total += outputs.loss.item()
             count += 1
-            for name, (value, n) in (self.eval_counts(outputs, batch) if self.eval_counts else {}).items():
-                acc = sums.setdefault(name, [0.0, 0.0])
-                acc[0] += value
-                acc[1] += n
+            if self.metric is not None:
+                self.metric.add_batch(outputs, batch)
         self.engine.train(True)
         loss = _mean_over(self.state.dp_group, total / max(count, 1), float(count))
         self.last_eval_loss = loss
         record = {"split": "eval", "step": self.step, "loss": loss}
-        if self.plan.unit == "tokens":
+        if self.plan.reports_perplexity:
             record["perplexity"] = float(torch.tensor(loss).exp())
-        for name, (value, n) in sorted(sums.items()):
-            record[name] = _mean_over(self.state.dp_group, value / max(n, 1.0), n)
+        if self.metric is not None:
+            record.update(sorted(self.metric.compute().items()))
         self.metrics.write(record)
         self.last_eval = record
         return loss
@@ -155,7 +175,7 @@ class Trainer:
             step_started = time.perf_counter()
             losses = []
             for _ in range(plan.grad_accum):
-                batch = {k: v.to(engine.device) for k, v in next(batches).items()}
+                batch = to_device(next(batches), engine.device)
                 losses.append(engine.micro_step(batch).float().item())
                 self.consumed_micro_batches += 1
             self.step += 1
@@ -201,7 +221,3 @@ class Trainer:
             return format_summary(info, per_rank)
         return None
 
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()

@@ -107,8 +107,7 @@ def tfidf_baseline(data_dir: Path, label_set: str) -> dict:
 def publish_with_comparison(run_dir: Path, out: Path, record: dict, tfidf: dict, args, n_train: int) -> None:
     """`adlr-hf publish` the fine-tuned run, record its GoEmotions test scores in the card's model-index, and add the
     side-by-side table with the TF-IDF baseline to the card."""
-    from adlr_hf.hub.card import record_evaluation
-    from adlr_hf.hub.publish import publish
+    from adlr_hf.hub import publish, record_evaluation
 
     publish(run_dir, out, force=True)
     record_evaluation(out, {**record, "model": out.name, "data": "google-research-datasets/go_emotions"})

@@ -187,8 +187,7 @@ def publish_partial(model: nn.Module, result: dict, args, mean, std) -> dict:
 
     from adlr_hf import PDResNetImageProcessor
     from adlr_hf.evaluation import evaluate_image_model_dir
-    from adlr_hf.hub.card import record_evaluation
-    from adlr_hf.hub.publish import publish
+    from adlr_hf.hub import publish, record_evaluation
 
     out = Path(args.publish)
     with tempfile.TemporaryDirectory() as tmp:

@@ -124,7 +124,7 @@ def test_data_spec_forms():
 
 
 def test_tokenize_and_collate_both_padding_sides(tmp_path):
-    from adlr_hf.models.emotion import MLSTMByteTokenizer
+    from adlr_hf.models.mlstm import MLSTMByteTokenizer
 
     _write_semeval(tmp_path)
     train = load_emotion_data("semeval", tmp_path).splits["train"]

@@ -145,5 +145,5 @@ def test_bad_inputs_fail_clearly(tmp_path, splits, small_tree):
         with_image_transform(splits["train"], eval_transform(32), image_column="img")
     with pytest.raises(ValueError, match="no full micro-batch"):
         make_image_dataloader(splits["validation"], micro_batch_size=40, dp_rank=0, dp_size=1, seed=0)
-    with pytest.raises(ValueError, match="resize_size=16 must be an int >= 32"):
+    with pytest.raises(ValueError, match="resize_size=16 must be an integer >= 32"):
         eval_transform(32, 16)

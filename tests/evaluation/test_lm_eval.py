@@ -304,9 +304,9 @@ def test_cli_lambada_and_run_folder(model_dir, tmp_path):
 
 def test_cli_update_card_calls_record_evaluation(model_dir, small_wikitext, monkeypatch):
     calls = []
-    card = types.ModuleType("adlr_hf.hub.card")
+    card = types.ModuleType("adlr_hf.hub.record")
     card.record_evaluation = lambda folder, result: calls.append((folder, result))
-    monkeypatch.setitem(sys.modules, "adlr_hf.hub.card", card)
+    monkeypatch.setitem(sys.modules, "adlr_hf.hub.record", card)
     try:
         import adlr_hf.hub  # noqa: F401
     except ImportError:
@@ -333,7 +333,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_cli_bad_inputs_exit_2_and_write_nothing(case, model_dir, small_wikitext, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "adlr_hf.hub.card", None)  # an import of it fails
+    monkeypatch.setitem(sys.modules, "adlr_hf.hub.record", None)  # an import of it fails
     (tmp_path / "l.jsonl").write_text('{"text": "a b c"}\n')
     args, match = BAD[case]
     args = [a.format(tmp=tmp_path, model=model_dir) for a in args]

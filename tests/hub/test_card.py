@@ -11,7 +11,8 @@ from huggingface_hub import ModelCard
 import adlr_hf  # noqa: F401 - registers the families
 from adlr_hf.data.text import train_tokenizer
 from adlr_hf.hub import systems
-from adlr_hf.hub.card import EVALS_FILE, record_evaluation, weights_fingerprint
+from adlr_hf.hub import record_evaluation, weights_fingerprint
+from adlr_hf.hub.model_index import EVALS_FILE
 from adlr_hf.hub.publish import publish
 from adlr_hf.models.megatron_gpt import MegatronGPTConfig, MegatronGPTForCausalLM
 
@@ -133,7 +134,8 @@ def test_republish_keeps_evaluations_only_for_the_same_weights(model_dir, publis
 
 
 def test_base_model_and_datasets_come_from_hub_ids_only(published, tmp_path):
-    from adlr_hf.hub.publish import _looks_like_hub_id, _start_model
+    from adlr_hf.hub.source import looks_like_hub_id as _looks_like_hub_id
+    from adlr_hf.hub.source import start_model as _start_model
 
     # A run that started from a previous publish names that publish's repo id; a local folder alone is prose only.
     assert _start_model({"model": str(published)}) == ("nvidia/tiny-card", str(published))

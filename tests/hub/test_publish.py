@@ -17,8 +17,7 @@ from safetensors.torch import load_file
 
 import adlr_hf  # noqa: F401 - registers the families
 from adlr_hf.cli import main as cli_main
-from adlr_hf.hub.card import weights_fingerprint
-from adlr_hf.hub.publish import PushUnavailable, publish, push_to_hub
+from adlr_hf.hub import PushUnavailable, publish, push_to_hub, weights_fingerprint
 from adlr_hf.training.export import export_checkpoint
 from remote_code import run_without_adlr_hf
 
@@ -163,7 +162,7 @@ def test_interrupted_publish_leaves_the_previous_one_intact(run_dir, published, 
         (tmp / "README.md").write_text("---\nhalf a card")
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(publish_mod, "_write_card", crash)
+    monkeypatch.setattr(publish_mod._card, "save_card", crash)
     with pytest.raises(RuntimeError, match="simulated"):
         publish(run_dir, out, measure_inference=False)
     assert _snapshot(out) == before
@@ -178,7 +177,7 @@ def test_a_killed_publish_is_recovered_on_the_next_one(published, tmp_path):
     out = tmp_path / "pub"
     aside = tmp_path / f".pub.replaced-{dead.pid}-0123abcd"
     shutil.copytree(published, aside)
-    (tmp_path / f".pub.publishing-{dead.pid}-0123abcd").mkdir()
+    (tmp_path / f".pub.writing-{dead.pid}-0123abcd").mkdir()
     publish_mod._recover_stale(out)
     assert _snapshot(out) == _snapshot(published)
     assert _siblings(out) == []

@@ -1,9 +1,11 @@
-"""The training optimizer: AdamW with Megatron's betas, decay on matrices only, torch's fused kernel."""
+"""The tasks' default training optimizer: AdamW with Megatron's betas, decay on matrices only, torch's fused kernel."""
 
 import torch
 from torch import nn
 
-from adlr_hf.train import build_optimizer
+from types import SimpleNamespace
+
+from adlr_hf.tasks import CausalLMTask
 
 
 def _model():
@@ -13,7 +15,7 @@ def _model():
 
 def test_fused_adamw_takes_the_same_steps_as_the_plain_one():
     fused_model, plain_model = _model(), _model()
-    fused = build_optimizer(fused_model, lr=1e-2, weight_decay=0.1)
+    fused = CausalLMTask().build_optimizer(fused_model, SimpleNamespace(lr=1e-2, weight_decay=0.1))
     assert fused.defaults["fused"] is True and fused.defaults["betas"] == (0.9, 0.95)
     assert [g["weight_decay"] for g in fused.param_groups] == [0.1, 0.0]
     assert {id(p) for p in fused.param_groups[0]["params"]} == {id(m.weight) for m in (fused_model[0], fused_model[2])}

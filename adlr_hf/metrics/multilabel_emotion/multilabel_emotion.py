@@ -60,10 +60,56 @@ Examples:
 """
 
 
-def _f1(tp, fp, fn):
+def f1_from_counts(tp, fp, fn):
+    """F1 = 2tp / (2tp + fp + fn), 0 where tp = 0 (the reference's `get_f1`); works elementwise on arrays."""
     tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
     denom = 2 * tp + fp + fn
     return np.where(tp > 0, 2 * tp / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+# -- per-label decision thresholds (reference `threshold.py` `_binary_threshold`) -------------------------------------
+# For every label independently: try the thresholds `np.linspace(0.005, 1, 200)`, predict the label where
+# probability > threshold, score F1, and keep the best. Ties keep the smallest threshold; a label whose F1 is 0 at
+# every threshold (e.g. no positive example) gets the last one, 1.0, which predicts it never. Both follow from the
+# reference's update rule `score > best or best == 0` scanning thresholds upwards. Not ported: the reference's
+# optional random `global_tweaks` (+-0.04 perturbations kept when micro-F1 improves).
+DEFAULT_GRID = np.linspace(0.005, 1, 200)
+
+
+def best_thresholds_from_counts(tp, fp, fn, grid=DEFAULT_GRID) -> list:
+    """The per-label best threshold given counts at every grid threshold: arrays [num_labels, len(grid)]."""
+    scores = f1_from_counts(tp, fp, fn)
+    grid = np.asarray(grid, dtype=np.float64)
+    return [float(grid[int(np.argmax(row))]) if row.max() > 0 else float(grid[-1]) for row in scores]
+
+
+def threshold_counts(probs, labels, grid=DEFAULT_GRID):
+    """tp, fp, fn per label and grid threshold ([num_labels, len(grid)] each), for probability > threshold."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels) > 0.5
+    if probs.ndim != 2 or probs.shape != labels.shape:
+        raise ValueError(f"probs {probs.shape} and labels {labels.shape} must both be [num_examples, num_labels]")
+    predicted = probs[:, :, None] > np.asarray(grid, dtype=np.float64)[None, None, :]
+    gold = labels[:, :, None]
+    return ((predicted & gold).sum(0).astype(np.float64), (predicted & ~gold).sum(0).astype(np.float64),
+            (~predicted & gold).sum(0).astype(np.float64))
+
+
+def tune_thresholds(probs, labels, grid=DEFAULT_GRID) -> list:
+    """Per-label thresholds maximising that label's F1 on (probs, labels), both [num_examples, num_labels]
+    (probabilities after the sigmoid; 0/1 gold labels). Store the result as `model.config.thresholds`."""
+    if len(probs) == 0:
+        raise ValueError("no examples to tune thresholds on")
+    return best_thresholds_from_counts(*threshold_counts(probs, labels, grid), grid=grid)
+
+
+def apply_thresholds(probs, thresholds) -> np.ndarray:
+    """0/1 predictions: probability > the label's threshold (the reference's `threshold_predictions`)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if probs.shape[-1] != thresholds.shape[-1]:
+        raise ValueError(f"{thresholds.shape[-1]} thresholds for {probs.shape[-1]} labels")
+    return (probs > thresholds).astype(np.int64)
 
 
 def multilabel_scores(predictions, references, empty_score: float = 1.0, label_names=None) -> dict:
@@ -82,7 +128,7 @@ def multilabel_scores(predictions, references, empty_score: float = 1.0, label_n
     tp = (pred & gold).sum(0)
     fp = (pred & ~gold).sum(0)
     fn = (~pred & gold).sum(0)
-    per_class = _f1(tp, fp, fn)
+    per_class = f1_from_counts(tp, fp, fn)
     inter = (pred & gold).sum(1).astype(np.float64)
     union = (pred | gold).sum(1).astype(np.float64)
     jaccard = np.where(union > 0, inter / np.where(union > 0, union, 1.0), float(empty_score))
@@ -93,7 +139,7 @@ def multilabel_scores(predictions, references, empty_score: float = 1.0, label_n
         per_class_out = dict(zip(label_names, per_class_list))
     else:
         per_class_out = per_class_list
-    return {"macro_f1": float(per_class.mean()), "micro_f1": float(_f1(tp.sum(), fp.sum(), fn.sum())),
+    return {"macro_f1": float(per_class.mean()), "micro_f1": float(f1_from_counts(tp.sum(), fp.sum(), fn.sum())),
             "jaccard_accuracy": float(jaccard.mean()), "per_class_f1": per_class_out, "num_examples": int(len(pred))}
 
 

@@ -1,11 +1,9 @@
 """Multi-label emotion classification on pre-trained LMs (Kant et al., arXiv 1812.01207; reference
-NVIDIA/sentiment-discovery): the transformer classifier, the mLSTM baseline (LM, classifier, byte tokenizer), the
-config, and threshold tuning.
+NVIDIA/sentiment-discovery): the transformer classifier (a Megatron-GPT encoder), the mLSTM baseline's classifier, the
+config and threshold tuning.
 
-The model files live in `adlr_hf/models/megatron_gpt/` (configuration_emotion.py, modeling_emotion.py,
-configuration_mlstm.py, modeling_mlstm.py, tokenization_mlstm.py): a published folder's remote code must be one flat
-folder, and the transformer classifier imports the Megatron-GPT encoder with a single-dot import. This package is the
-family's import path.
+The encoders' files are symlinked into this folder (`modeling_megatron_gpt.py`, `modeling_mlstm.py`, ...): a published
+classifier's remote code must be one flat folder. With adlr_hf installed the classes are the encoder families' own.
 
 Getting thresholded emotions:
 
@@ -16,11 +14,9 @@ Getting thresholded emotions:
     select_emotions(clf("so happy for you!")[0], clf.model.config)     # the ones above config.thresholds
 """
 
-from transformers import AutoTokenizer
-
-from ..megatron_gpt.configuration_emotion import EmotionConfig
-from ..megatron_gpt.configuration_mlstm import MLSTMConfig
-from ..megatron_gpt.modeling_emotion import (
+from ...family import CardFacts, FamilySpec
+from .configuration_emotion import EmotionConfig
+from .modeling_emotion import (
     EmotionClassifierHead,
     EmotionClassifierOutput,
     EmotionPrediction,
@@ -28,17 +24,35 @@ from ..megatron_gpt.modeling_emotion import (
     EmotionTransformerForSequenceClassification,
     MLSTMForSequenceClassification,
 )
-from ..megatron_gpt.modeling_mlstm import MLSTMForCausalLM, MLSTMLayer, MLSTMModel, MLSTMPreTrainedModel
-from ..megatron_gpt.tokenization_mlstm import MLSTMByteTokenizer
+from .task_emotion_classification import EmotionClassificationTask
 from .thresholds import apply_thresholds, select_emotions, tune_thresholds
 
-# The byte tokenizer resolves by name from a saved tokenizer_config.json (and carries its code for remote loading).
-AutoTokenizer.register(MLSTMConfig, tokenizer_class=MLSTMByteTokenizer, exist_ok=True)
-MLSTMByteTokenizer.register_for_auto_class("AutoTokenizer")
+SPEC = FamilySpec(
+    name="emotion",
+    config_class=EmotionConfig,
+    # One config, two encoders: a tuple, resolved by the config's `architectures` (set from `encoder_type`).
+    models={"AutoModelForSequenceClassification": (EmotionTransformerForSequenceClassification,
+                                                   MLSTMForSequenceClassification)},
+    default_task="emotion-classification",
+    tasks=(EmotionClassificationTask(),),
+    card=CardFacts(
+        title="Emotion classifier (transformer / mLSTM)",
+        paper_title="Practical Text Classification With Large Pre-Trained Language Models",
+        arxiv=("1812.01207",), reference_repo="https://github.com/NVIDIA/sentiment-discovery",
+        description="a multi-label emotion classifier fine-tuned from a pre-trained language model (a Megatron-GPT "
+                    "transformer pooled at the last real token, or the byte-level mLSTM baseline): a "
+                    "Dropout-[Linear-PReLU-Dropout]xk-Linear head with one sigmoid per emotion, trained with BCE plus "
+                    "0.02 x the LM loss, and per-emotion decision thresholds tuned on validation data "
+                    "(`config.thresholds`, applied by `model.predict`)",
+        intended_use="Detecting the emotions expressed in short English texts (tweets, comments), for research.",
+        license_notes="GoEmotions is CC BY 4.0; SemEval-2018 Task 1 data is for research use under its terms.",
+        tags=("emotion", "multi-label-classification", "sentiment"),
+        limitations=("Emotion labels are subjective and the training data (tweets, Reddit comments) carries its "
+                     "annotators' and authors' biases; scores on other domains are lower and uncalibrated.",)),
+)
 
 __all__ = [
-    "EmotionClassifierHead", "EmotionClassifierOutput", "EmotionConfig", "EmotionPreTrainedModel", "EmotionPrediction",
-    "EmotionTransformerForSequenceClassification", "MLSTMByteTokenizer", "MLSTMConfig", "MLSTMForCausalLM",
-    "MLSTMForSequenceClassification", "MLSTMLayer", "MLSTMModel", "MLSTMPreTrainedModel", "apply_thresholds",
-    "select_emotions", "tune_thresholds",
+    "SPEC", "EmotionClassificationTask", "EmotionClassifierHead", "EmotionClassifierOutput", "EmotionConfig", "EmotionPreTrainedModel",
+    "EmotionPrediction", "EmotionTransformerForSequenceClassification", "MLSTMForSequenceClassification",
+    "apply_thresholds", "select_emotions", "tune_thresholds",
 ]

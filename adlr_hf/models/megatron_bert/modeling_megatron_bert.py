@@ -25,19 +25,10 @@ from transformers.utils import ModelOutput
 
 from .configuration_megatron_bert import MegatronBertConfig
 
-try:  # Tensor-parallel pieces; a remote-code copy of this file without adlr_hf installed runs on one process.
-    from adlr_hf.parallel import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
-except ImportError:  # pragma: no cover - exercised by the remote-code test in a clean interpreter
-    import contextlib
-
-    class TensorParallelMixin:  # noqa: D101 - TP=1: nothing to shard
-        pass
-
-    def lm_cross_entropy(logits, target, head=None, ignore_index=-100):
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
-                               ignore_index=ignore_index)
-
-    tp_rng_fork = contextlib.nullcontext
+try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
+    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
+except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
+    from .modeling_adlr import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
 
 
 class MegatronBertAttention(nn.Module):

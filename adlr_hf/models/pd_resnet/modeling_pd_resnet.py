@@ -30,15 +30,10 @@ try:  # adlr_hf's layer (one class object for isinstance checks and tensor-paral
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries partial_conv.py
     from .partial_conv import PartialConv2d
 
-try:  # Tensor-parallel pieces; a remote-code copy of this file without adlr_hf installed runs on one process.
-    from adlr_hf.parallel import TensorParallelMixin, tp_rng_fork
-except ImportError:  # pragma: no cover - exercised by the remote-code test in a clean interpreter
-    import contextlib
-
-    class TensorParallelMixin:  # noqa: D101 - TP=1: nothing to shard
-        pass
-
-    tp_rng_fork = contextlib.nullcontext
+try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
+    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, tp_rng_fork
+except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
+    from .modeling_adlr import TensorParallelMixin, tp_rng_fork
 
 
 def pd_conv(config: PDResNetConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,

@@ -2,6 +2,7 @@
 pipeline and remote code."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,17 +16,14 @@ from adlr_hf import get_config
 from adlr_hf.models.emotion import (
     EmotionConfig,
     EmotionTransformerForSequenceClassification,
-    MLSTMByteTokenizer,
-    MLSTMConfig,
-    MLSTMForCausalLM,
     MLSTMForSequenceClassification,
-    MLSTMLayer,
     apply_thresholds,
     select_emotions,
     tune_thresholds,
 )
+from adlr_hf.models.emotion.task_emotion_classification import EmotionMetric
+from adlr_hf.models.mlstm import MLSTMByteTokenizer, MLSTMConfig, MLSTMForCausalLM, MLSTMLayer
 from adlr_hf.models.megatron_gpt import MegatronGPTForCausalLM
-from adlr_hf.training.emotion import EmotionEvalAccumulator
 from remote_code import run_without_adlr_hf
 
 LABELS = ["anger", "joy", "sadness"]
@@ -271,23 +269,20 @@ def test_from_pretrained_lm_loads_the_encoder_and_a_fresh_head(tmp_path):
     assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path / "mlstm"), MLSTMForCausalLM)
 
 
-def test_eval_accumulator_is_exact_over_batches_and_restarts_each_pass():
+def test_eval_metric_is_exact_over_batches_and_restarts_each_pass():
     from adlr_hf.metrics.multilabel_emotion import multilabel_scores
 
     rng = np.random.default_rng(0)
     logits = torch.tensor(rng.normal(size=(50, 3)))
     labels = torch.tensor((rng.random((50, 3)) < 0.3).astype(np.float32))
     ids = torch.arange(50 * 4).view(50, 4)
-    acc = EmotionEvalAccumulator([0.5, 0.4, 0.6])
+    acc = EmotionMetric([0.5, 0.4, 0.6])
     for _ in range(2):  # two identical passes: the second one must not accumulate onto the first
-        sums = {}
+        acc.reset()
         for start in range(0, 50, 8):
             batch = {"input_ids": ids[start:start + 8], "labels": labels[start:start + 8]}
-            for name, (value, n) in acc.update(logits[start:start + 8], batch).items():
-                s = sums.setdefault(name, [0.0, 0.0])
-                s[0] += value
-                s[1] += n
-        reported = {name: v / n for name, (v, n) in sums.items()}
+            acc.add_batch(SimpleNamespace(logits=logits[start:start + 8]), batch)
+        reported = acc.compute()
         probs = torch.sigmoid(logits).numpy()
         gold = labels.numpy().astype(int)
         at_config = multilabel_scores(apply_thresholds(probs, [0.5, 0.4, 0.6]), gold)

@@ -2,17 +2,20 @@
 Pre-Trained Language Models", arXiv 1812.01207. Reference: NVIDIA/sentiment-discovery `model/sentiment_classifier.py`
 (`SentimentClassifier`, `MultiLayerBinaryClassifier`), `arguments.py`, `experiments/run_clf_multihead.py`.
 
-The file sits beside the Megatron-GPT code because a published classifier's remote code must be one flat folder
-(transformers copies a model file and the files it imports with a single-dot import); the public import path is
-`adlr_hf.models.emotion`.
+The encoders' configuration files are symlinked into this folder: a published classifier's remote code must be one
+flat folder (transformers copies a model file and the files it imports with a single-dot import).
 """
 
 from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-from .configuration_megatron_gpt import MegatronGPTConfig
-from .configuration_mlstm import MLSTMConfig
+try:  # the encoder families' own classes with adlr_hf installed; a published folder's copies otherwise
+    from adlr_hf.models.megatron_gpt.configuration_megatron_gpt import MegatronGPTConfig
+    from adlr_hf.models.mlstm.configuration_mlstm import MLSTMConfig
+except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries both files
+    from .configuration_megatron_gpt import MegatronGPTConfig
+    from .configuration_mlstm import MLSTMConfig
 
 ENCODER_CONFIGS = {"transformer": MegatronGPTConfig, "mlstm": MLSTMConfig}
 ENCODER_TYPE_OF = {"adlr_megatron_gpt": "transformer", "adlr_mlstm": "mlstm"}

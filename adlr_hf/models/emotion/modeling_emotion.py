@@ -31,8 +31,15 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_emotion import ENCODER_CONFIGS, EmotionConfig
-from .modeling_megatron_gpt import MegatronGPTModel, TensorParallelMixin, lm_cross_entropy, pool_last_token
-from .modeling_mlstm import MLSTMModel, shifted_lm_targets
+
+try:  # the encoder families' own classes with adlr_hf installed; a published folder's copies otherwise
+    from adlr_hf.models.megatron_gpt.modeling_megatron_gpt import MegatronGPTModel, pool_last_token
+    from adlr_hf.models.mlstm.modeling_mlstm import MLSTMModel, shifted_lm_targets
+    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, lm_cross_entropy
+except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries these files
+    from .modeling_adlr import TensorParallelMixin, lm_cross_entropy
+    from .modeling_megatron_gpt import MegatronGPTModel, pool_last_token
+    from .modeling_mlstm import MLSTMModel, shifted_lm_targets
 
 
 @dataclass

@@ -4,9 +4,6 @@ Papers: Krause et al., "Multiplicative LSTM for sequence modelling", arXiv 1609.
 "Practical Text Classification With Large Pre-Trained Language Models", arXiv 1812.01207 (the 4096-d byte-level
 baseline). Reference: NVIDIA/sentiment-discovery `model/RNN_utils/RNN/cells.py` (mLSTMCell), `model/model.py`
 (RNNModel / RNNFeaturizer), `analysis/reproduction.md` (sizes).
-
-The file sits beside the Megatron-GPT code because a published emotion classifier's remote code must be one flat
-folder; the public import path is `adlr_hf.models.emotion`.
 """
 
 from transformers import PretrainedConfig

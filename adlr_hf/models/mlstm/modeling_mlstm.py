@@ -33,7 +33,10 @@ from transformers.modeling_outputs import CausalLMOutput
 from transformers.utils import ModelOutput
 
 from .configuration_mlstm import MLSTMConfig
-from .modeling_megatron_gpt import TensorParallelMixin
+try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
+    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin
+except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
+    from .modeling_adlr import TensorParallelMixin
 
 
 def shifted_lm_targets(labels: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -1,0 +1,1 @@
+../megatron_gpt/configuration_megatron_gpt.py

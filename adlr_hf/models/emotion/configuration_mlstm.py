@@ -1,0 +1,1 @@
+../mlstm/configuration_mlstm.py

@@ -1,0 +1,1 @@
+../megatron_gpt/modeling_megatron_gpt.py

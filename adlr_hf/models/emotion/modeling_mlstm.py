@@ -1,0 +1,1 @@
+../mlstm/modeling_mlstm.py

@@ -1,0 +1,1 @@
+../mlstm/tokenization_mlstm.py
