@@ -25,7 +25,6 @@ from pathlib import Path
 from ..atomic import write_atomically, write_text_atomically
 from . import card as _card
 from . import model_index as _index
-from . import systems as _systems
 from .push import PushUnavailable, push_to_hub
 from .source import LOSS_CURVE, RUN_INFO, Source, looks_like_hub_id, resolve_source, start_model, training_summary
 from .systems import SYSTEMS_FILE
@@ -116,7 +115,6 @@ def _recover_stale(out_dir: Path) -> None:
 def publish(source, out_dir, *, repo_id: str | None = None, max_shard_size="5GB", license: str = "apache-2.0",
             force: bool = False, measure_inference: bool = True, inference_runs: int = 3) -> Path:
     """Write the Hub-layout folder for `source` (run, model or checkpoint folder) at `out_dir`; returns `out_dir`."""
-    import adlr_hf  # noqa: F401 - registers the families, so save_pretrained copies their code and auto_map
 
     out_dir = Path(out_dir)
     _recover_stale(out_dir)

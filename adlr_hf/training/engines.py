@@ -11,7 +11,6 @@ reading the full, plain-named weights back for export.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import torch

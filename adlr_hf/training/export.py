@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_atomically
+from ..conversion import check_out_dir, check_state_fits
 from .checkpoint import RUN_CONFIG, TRAINER_STATE, run_dir_of
 
 logger = logging.getLogger(__name__)
@@ -35,26 +36,6 @@ def find_config_dir(checkpoint_dir: Path) -> Path | None:
     if run is None:
         return None
     return next((d for d in (run / RUN_CONFIG, run / "model") if (d / "config.json").is_file()), None)
-
-
-def _check_shapes(state: dict[str, torch.Tensor], model: torch.nn.Module, checkpoint_dir: Path) -> None:
-    expected = model.state_dict()
-    wrong = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in state.items()
-             if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
-    if wrong:
-        k, got, want = wrong[0]
-        raise ValueError(f"{checkpoint_dir}: {k} has shape {got} but the config gives {want} ({len(wrong)} such "
-                         "entries); the config does not describe this checkpoint: pass config_dir=<the run's model "
-                         "folder> (runs started with --set overrides record them only there).")
-    tied = set((getattr(model, "_tied_weights_keys", None) or {}).keys())
-    missing = sorted(set(expected) - set(state) - tied)
-    if missing:
-        raise ValueError(f"{checkpoint_dir} lacks {len(missing)} weights the model needs (e.g. {missing[:3]}); it is "
-                         "not a checkpoint of this model.")
-    unexpected = sorted(set(state) - set(expected))
-    if unexpected:
-        raise ValueError(f"{checkpoint_dir} has weights the model does not know (e.g. {unexpected[:3]}); it is not a "
-                         "checkpoint of this model.")
 
 
 def load_checkpoint_state_dict(checkpoint_dir, model: torch.nn.Module,
@@ -89,7 +70,6 @@ def auto_class_for(config):
 def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bool = False) -> Path:
     """Write `checkpoint_dir` as a Hugging Face folder (config, safetensors, generation config, tokenizer, remote
     code) at `out_dir`. `config_dir`: the run's model folder or tokenizer folder (default: found beside the run)."""
-    import adlr_hf  # noqa: F401 - registers the families with the Auto classes
 
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     if not checkpoint_dir.is_dir():
@@ -103,8 +83,7 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
     if config_dir is None or not (config_dir / "config.json").is_file():
         raise ValueError(f"cannot find the config of {checkpoint_dir}: its run folder has no {RUN_CONFIG}/ or model/ "
                          "with config.json; pass config_dir=<a folder with the run's config.json>.")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise ValueError(f"{out_dir} exists and is not empty; pass overwrite=True or choose another folder.")
+    out_dir = check_out_dir(out_dir, checkpoint_dir, overwrite)
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(config_dir)
@@ -113,7 +92,7 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
     auto = auto_class_for(config)
     model = auto.from_config(config)
     state = load_checkpoint_state_dict(checkpoint_dir, model, trainer_state)
-    _check_shapes(state, model, checkpoint_dir)
+    check_state_fits(model, state, f"checkpoint {checkpoint_dir} (with the config in {config_dir})")
     dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
     if len(dtypes) == 1:
         model.to(dtypes.pop())

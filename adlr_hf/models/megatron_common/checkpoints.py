@@ -6,9 +6,8 @@ Paper: Shoeybi et al., "Megatron-LM", arXiv 1909.08053. Reference: NVIDIA/Megatr
 
 What lives here is what every Megatron model shares:
 
-* the output side: `check_out_dir`, `write_atomically`, `save_model_folder` (strict key/shape check on the meta
-  device, then an atomic write of weights + tokenizer), `find_tokenizer`;
-* reading transformers folders: `read_json`, `read_torch_file`, `read_safetensors`, `read_hf_weights`;
+* the output side: `save_model_folder` (the shared strict key/shape fit of `adlr_hf.conversion`, then an atomic
+  write of weights + tokenizer), `find_tokenizer`;
 * reading Megatron-LM checkpoints: `resolve_iteration_dir` (`latest_checkpointed_iteration.txt` ->
   `{iter_XXXXXXX,release}`), `rank_files` (`mp_rank_XX/model_optim_rng.pt`), `load_megatron_file`
   (`torch.load(weights_only=True)` with an allow-list), `load_megatron_shards`, `flatten`, `megatron_layer_key`;
@@ -34,10 +33,8 @@ beside the weights (`argparse.Namespace`, numpy's RNG state) and, for classes fr
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
-import shutil
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...atomic import write_atomically
+from ... import conversion
+from ...conversion import fitted_model
 
 logger = logging.getLogger(__name__)
 
@@ -54,52 +52,16 @@ TRACKER_FILE = "latest_checkpointed_iteration.txt"
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Output folder: validation and the atomic write
+# Output folder
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def check_out_dir(out_dir, src_dir, overwrite: bool) -> Path:
-    out = Path(out_dir).expanduser().absolute()
-    src = Path(src_dir).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {str(out)!r} exists and is not a folder; choose a folder path for OUT.")
-    if out.resolve() == src.resolve() or src.resolve().is_relative_to(out.resolve()):
-        raise ValueError(f"output folder {str(out)!r} contains the source {str(src)!r}; write to another folder.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"output folder {str(out)!r} exists and is not empty; pass overwrite=True (--overwrite) "
-                         "to replace it, or choose another folder.")
-    return out
 
 
 def save_model_folder(out: Path, model_class, config, state_dict: dict[str, torch.Tensor], tokenizer,
                       extra_files: dict[str, Path]) -> Path:
-    """Build `model_class(config)` on the meta device around `state_dict` (so key/shape mismatches fail here,
-    strictly; tied copies such as the LM head are left out of both sides) and write it, the tokenizer and any raw
-    tokenizer files atomically to `out`."""
-    with torch.device("meta"):
-        model = model_class(config)
-    tied = set(getattr(model, "_tied_weights_keys", None) or {})
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied}
-    got = {k: tuple(v.shape) for k, v in state_dict.items()}
-    if expected != got:
-        missing = sorted(set(expected) - set(got))
-        unexpected = sorted(set(got) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-        raise ValueError(f"converted weights do not fit {model_class.__name__}: missing {missing[:5]}, unexpected "
-                         f"{unexpected[:5]}, wrong shapes {[(k, got[k], expected[k]) for k in wrong[:5]]}")
-    model.load_state_dict(state_dict, strict=False, assign=True)
-    model.tie_weights()
-    model.eval()
-
-    def build(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        for name, path in extra_files.items():
-            if not (tmp / name).exists():
-                shutil.copy2(path, tmp / name)
-
-    write_atomically(out, build)
+    """Fit `state_dict` to `model_class(config)` strictly and write it, the tokenizer and raw tokenizer files
+    atomically to `out`."""
+    model = fitted_model(model_class, config, state_dict, "converted weights")
+    conversion.save_model_folder(out, model, (tokenizer,), extra_files)
     logger.info("wrote %s: %s (%d layers, hidden %d, vocab %d)", out, model_class.__name__, config.num_layers,
                 config.hidden_size, config.vocab_size)
     return out
@@ -145,61 +107,6 @@ def token_id_within(value, vocab_size: int, name: str):
         logger.warning("%s=%r is outside the vocabulary of %d tokens; the converted config sets it to None.", name,
                        value, vocab_size)
     return None
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# transformers folders
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON ({err}); restore the file.") from None
-
-
-def read_torch_file(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - corrupt, truncated or not a torch file: one clear error
-        raise ValueError(f"{str(path)!r} is not a readable PyTorch checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]}); re-copy or re-download it.") from None
-
-
-def read_safetensors(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"{str(path)!r} is not a readable safetensors file ({type(err).__name__}: {err}); "
-                         "re-copy or re-download it.") from None
-
-
-def read_hf_weights(src: Path, what: str) -> dict[str, torch.Tensor]:
-    """All weights of a `save_pretrained` folder (single file or sharded index); `what` names the expected source in
-    the error, e.g. "GPT2LMHeadModel.save_pretrained output"."""
-    for index_name, reader in (("model.safetensors.index.json", read_safetensors),
-                               ("pytorch_model.bin.index.json", read_torch_file)):
-        index = src / index_name
-        if index.is_file():
-            files = sorted(set(read_json(index).get("weight_map", {}).values()))
-            if not files:
-                raise ValueError(f"{str(index)!r} has no weight_map; restore the index file.")
-            state = {}
-            for name in files:
-                if not (src / name).is_file():
-                    raise FileNotFoundError(f"shard {name!r} listed in {str(index)!r} is missing; copy it next to "
-                                            "the index.")
-                state.update(reader(src / name))
-            return state
-    if (src / "model.safetensors").is_file():
-        return read_safetensors(src / "model.safetensors")
-    if (src / "pytorch_model.bin").is_file():
-        return read_torch_file(src / "pytorch_model.bin")
-    raise FileNotFoundError(f"no weights in {str(src)!r}: expected model.safetensors, pytorch_model.bin or a sharded "
-                            f"index ({what}).")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -38,10 +38,10 @@ from typing import Callable
 
 import torch
 
+from ...conversion import check_out_dir, read_hf_weights, read_json
 from ..megatron_common.checkpoints import (
     check_megatron_args,
     check_megatron_layout,
-    check_out_dir,
     check_saved_args,
     find_tokenizer,
     flatten,
@@ -51,8 +51,6 @@ from ..megatron_common.checkpoints import (
     megatron_layer_key,
     merge_tp_shards,
     rank_files,
-    read_hf_weights,
-    read_json,
     resolve_iteration_dir,
     resolve_num_heads,
     resolve_vocab_size,

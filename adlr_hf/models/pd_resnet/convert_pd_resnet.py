@@ -27,8 +27,9 @@ from pathlib import Path
 
 import torch
 
-from ...atomic import write_atomically
+from ...conversion import check_out_dir, fitted_model, save_model_folder
 from .configuration_pd_resnet import PADDING_MODES, RESNET_ARCHS, VGG_ARCHS, PDResNetConfig
+from .image_processing_pd_resnet import PDResNetImageProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -169,55 +170,25 @@ def _fitted_model(config: PDResNetConfig, state: dict[str, torch.Tensor], path: 
     from .modeling_pd_resnet import PDResNetForImageClassification
 
     with torch.device("meta"):
-        model = PDResNetForImageClassification(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        expected = PDResNetForImageClassification(config).state_dict()
     for key in expected:  # pre-0.4.1 BN has no counter
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.tensor(0, dtype=torch.long)
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != got:
-        missing = sorted(set(expected) - set(got))
-        unexpected = sorted(set(got) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-        raise ValueError(f"{str(path)!r} does not fit {config.arch} ({config.padding_mode} padding): missing "
-                         f"{missing[:5]}, unexpected {unexpected[:5]}, wrong shapes "
-                         f"{[(k, got[k], expected[k]) for k in wrong[:5]]}")
-    model.load_state_dict(state, strict=True, assign=True)
+    model = fitted_model(PDResNetForImageClassification, config, state,
+                         f"{str(path)!r} ({config.arch}, {config.padding_mode} padding)")
     for module in model.modules():  # non-persistent buffers are not in the state dict: materialise them
-        if hasattr(module, "mask_kernel"):
+        if getattr(module, "mask_kernel", None) is not None and module.mask_kernel.is_meta:
             module.mask_kernel = torch.ones(module.mask_kernel.shape)
-    return model.eval()
-
-
-def _check_out_dir(out, src: Path, overwrite: bool) -> Path:
-    out = Path(out).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {str(out)!r} exists and is not a folder; choose a folder path for OUT")
-    if src.resolve().is_relative_to(out.resolve()):
-        raise ValueError(f"output folder {str(out)!r} contains the source {str(src)!r}; write to another folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"output folder {str(out)!r} exists and is not empty; pass overwrite=True (--overwrite) to "
-                         "replace it, or choose another folder")
-    return out
-
-
-def _write_atomically(out: Path, model) -> None:
-    from .image_processing_pd_resnet import PDResNetImageProcessor
-
-    def build(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        PDResNetImageProcessor.for_config(model.config).save_pretrained(tmp)
-
-    write_atomically(out, build)
+    return model
 
 
 def _convert(src, out, arch, padding_mode, overwrite: bool, default_padding: str) -> Path:
     path, obj = _load(src)
-    out_dir = _check_out_dir(out, path, overwrite)
+    out_dir = check_out_dir(out, path, overwrite)
     state, ckpt_arch = _state_dict_of(obj, path)
     config = _build_config(state, path, arch, ckpt_arch, padding_mode, default_padding)
     model = _fitted_model(config, to_hf_state_dict(state, config), path)
-    _write_atomically(out_dir, model)
+    save_model_folder(out_dir, model, (PDResNetImageProcessor.for_config(model.config),))
     logger.info("wrote %s (%s, %s padding, %d classes)", out_dir, config.arch + ("_bn" if config.is_vgg and
                 config.batch_norm else ""), config.padding_mode, config.num_labels)
     return out_dir
