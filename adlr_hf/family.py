@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+def already_registered(table: dict, name: str, item, what: str) -> bool:
+    """True when `item` is registered under `name` already (registering it again is a no-op); an error when another
+    item holds the name."""
+    known = table.get(name)
+    if known is not None and known is not item:
+        raise ValueError(f"a {what} named {name!r} is already registered; give the new {what} another name")
+    return known is item
+
+
 @dataclass(frozen=True)
 class Variant:
     """A named configuration (`adlr-hf list`, `--model NAME`, `get_config(NAME)`)."""
@@ -53,13 +62,20 @@ class Converter:
 
 
 @dataclass(frozen=True)
-class CardFacts:
-    """What the model card says about the family (title, paper, reference code, intended use, limitations)."""
+class Paper:
+    """The paper a family implements and the reference code it follows."""
 
     title: str
-    paper_title: str
     arxiv: tuple[str, ...]
     reference_repo: str
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the model card says about the family (title, paper, intended use, licenses, limitations)."""
+
+    title: str
+    paper: Paper
     description: str
     intended_use: str = ""
     license_notes: str = ""

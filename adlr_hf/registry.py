@@ -13,7 +13,7 @@ import importlib
 import os
 from importlib.metadata import entry_points
 
-from .family import Converter, FamilySpec, Variant
+from .family import Converter, FamilySpec, Variant, already_registered
 
 PLUGINS_ENV = "ADLR_HF_PLUGINS"
 PLUGIN_GROUP = "adlr_hf.plugins"
@@ -28,11 +28,8 @@ def register_family(spec: FamilySpec) -> FamilySpec:
     type or variant name is an error."""
     import transformers
 
-    known = _FAMILIES.get(spec.name)
-    if known is spec:
+    if already_registered(_FAMILIES, spec.name, spec, "family"):
         return spec
-    if known is not None:
-        raise ValueError(f"a family named {spec.name!r} is already registered; give the new family another name")
     if any(other.model_type == spec.model_type for other in _FAMILIES.values()):
         raise ValueError(f"model_type {spec.model_type!r} of family {spec.name!r} is already registered; give its "
                          "config class another model_type")

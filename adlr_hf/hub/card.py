@@ -24,7 +24,7 @@ def build_card_data(*, model_name: str, family, license: str | None, pipeline_ta
                     records: list[dict]) -> ModelCardData:
     tags = [LIBRARY_TAG]
     if family is not None:
-        tags += [family.slug, *[f"arxiv:{a}" for a in family.card.arxiv], *family.card.tags]
+        tags += [family.slug, *[f"arxiv:{a}" for a in family.card.paper.arxiv], *family.card.tags]
     if model_type:
         tags.append(model_type)
     results = [r for record in records for r in eval_results_for(record)]
@@ -71,9 +71,10 @@ def family_section(family, model_type: str) -> list[str]:
     if family is None:
         return [f"A model of type `{model_type}` (no adlr_hf family is registered for this type).", ""]
     facts = family.card
-    arxiv = ", ".join(f"[arXiv:{a}](https://arxiv.org/abs/{a})" for a in facts.arxiv)
-    lines = [f"**{facts.title}**: {facts.description}. From *{facts.paper_title}* ({arxiv}); reference "
-             f"implementation [{facts.reference_repo.removeprefix('https://github.com/')}]({facts.reference_repo}). "
+    arxiv = ", ".join(f"[arXiv:{a}](https://arxiv.org/abs/{a})" for a in facts.paper.arxiv)
+    repo = facts.paper.reference_repo
+    lines = [f"**{facts.title}**: {facts.description}. From *{facts.paper.title}* ({arxiv}); reference "
+             f"implementation [{repo.removeprefix('https://github.com/')}]({repo}). "
              "This is a Hugging Face `transformers` model built with adlr_hf, which reimplements NVIDIA ADLR's "
              "research models with Megatron tensor parallelism.", ""]
     if facts.intended_use:
@@ -172,8 +173,8 @@ def card_body(*, title: str, model_id: str, config, family, task, auto_name: str
                   "them only with numbers measured the same way.")
     lines += ["## Limitations", "", *[f"- {x}" for x in limits], ""]
     if family is not None:
-        lines += ["## Citation", "", f"{family.card.paper_title}, " +
-                  ", ".join(f"arXiv:{a}" for a in family.card.arxiv) + ".", ""]
+        paper = family.card.paper
+        lines += ["## Citation", "", f"{paper.title}, " + ", ".join(f"arXiv:{a}" for a in paper.arxiv) + ".", ""]
     return "\n".join(lines)
 
 
@@ -182,8 +183,8 @@ def minimal_card(model_dir: Path, config, family, task, suggested: list[str]) ->
     data = build_card_data(model_name=model_dir.name, family=family, license=None,
                            pipeline_tag=task.pipeline_tag if task else None,
                            model_type=getattr(config, "model_type", None), datasets=None, base_model=None, records=[])
-    what = (f"{family.card.title}, {family.card.description} ({family.card.paper_title}, "
-            f"arXiv:{', '.join(family.card.arxiv)})." if family else "An adlr_hf model.")
+    what = (f"{family.card.title}, {family.card.description} ({family.card.paper.title}, "
+            f"arXiv:{', '.join(family.card.paper.arxiv)})." if family else "An adlr_hf model.")
     body = (f"# {model_dir.name}\n\n{what}\n\nThis card was created by `record_evaluation`; "
             "`adlr-hf publish` writes the full card.\n\n" + evaluation_section([], suggested))
     return render_card(data, body)

@@ -3,6 +3,7 @@ with the family (`FamilySpec.tasks`)."""
 
 from __future__ import annotations
 
+from ..family import already_registered
 from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun
 from .bert_pretraining import BertPretrainingTask, MaskedLMTask
 from .causal_lm import CausalLMTask
@@ -16,11 +17,8 @@ def register_task(task: Task) -> Task:
     """Register `task` under `task.name`; registering the same object again is a no-op."""
     if not task.name:
         raise ValueError(f"{type(task).__name__} has no name; set the class attribute `name`")
-    known = _TASKS.get(task.name)
-    if known is task:
+    if already_registered(_TASKS, task.name, task, "task"):
         return task
-    if known is not None:
-        raise ValueError(f"a task named {task.name!r} is already registered; give the new task another name")
     for evaluation in task.evaluations:
         owner = find_evaluation(evaluation.name, missing_ok=True)
         if owner is not None:

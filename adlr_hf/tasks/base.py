@@ -96,6 +96,9 @@ class Task:
     arguments: tuple[Option, ...] = ()  # added to `adlr-hf train` / `python -m adlr_hf.train`
     evaluations: tuple[Evaluation, ...] = ()
     description: str = ""
+    small_scale_below: int | None = None  # a run that saw fewer units is called small-scale (None: any run)
+    full_scale: str = "the paper's model"  # what a small-scale run is not
+    small_scale_note: str = ""  # appended to the small-scale limitation
 
     # -- which models the task fits ---------------------------------------------------------------------------
     @property
@@ -151,10 +154,11 @@ class Task:
         return rows
 
     def limitations(self, training: dict | None) -> list[str]:
-        if training and training.get(self.unit) is not None:
-            return [f"It saw only {_fmt_int(training.get(self.unit))} training {self.unit}: it is a small-scale "
-                    "reproduction or a demo, not the paper's model."]
-        return []
+        seen = (training or {}).get(self.unit)
+        if seen is None or (self.small_scale_below is not None and seen >= self.small_scale_below):
+            return []
+        return [f"It saw only {_fmt_int(seen)} training {self.unit}: it is a small-scale reproduction or a demo, "
+                f"not {self.full_scale}{self.small_scale_note}."]
 
     def usage_snippet(self, model_id: str) -> str:
         return (f"```python\nfrom transformers import {self.auto_class_name}\n\n"
@@ -167,6 +171,12 @@ class Task:
 
     def systems_rows(self, systems: dict) -> list[str]:
         return []
+
+
+def pipeline_snippet(tag: str, model_id: str, name: str, call: str, options: str = "") -> str:
+    """A card snippet that runs the model through `pipeline(tag)` and prints `call`."""
+    return (f"```python\nfrom transformers import pipeline\n\n{name} = pipeline(\"{tag}\", model={model_id!r}"
+            f"{options}, trust_remote_code=True)\nprint({call})\n```")
 
 
 def _fmt_int(x) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..family import Option
-from .base import Task, TaskRun, _fmt_int
+from .base import Task, TaskRun, _fmt_int, pipeline_snippet
 from .text_data import TEXT_OPTIONS, check_seq_len, limit_to_positions, load_text, resolve_tokenizer, split_off_eval
 
 WHOLE_WORD = Option("--whole-word-masking", dict(action="store_true", help="masked LM: mask whole words"))
@@ -22,6 +22,7 @@ class BertPretrainingTask(Task):
     unit = "tokens"
     arguments = (*TEXT_OPTIONS, WHOLE_WORD)
     sentence_order = True
+    small_scale_below = 10**9
 
     def check_args(self, args, config) -> None:
         check_seq_len(args.seq_len, config)
@@ -62,19 +63,9 @@ class BertPretrainingTask(Task):
             rows.append((f"held-out {what}", f"{training['eval_loss']:.4g}"))
         return rows
 
-    def limitations(self, training: dict | None) -> list[str]:
-        if training and (training.get("tokens") or 0) < 10**9:
-            return [f"It saw only {_fmt_int(training.get('tokens'))} training tokens: it is a small-scale "
-                    "reproduction or a demo, not the paper's model."]
-        return []
-
     def usage_snippet(self, model_id: str) -> str:
-        return f"""```python
-from transformers import pipeline
-
-fill = pipeline("fill-mask", model={model_id!r}, trust_remote_code=True)
-print(fill(f"The capital of France is {{fill.tokenizer.mask_token}}."))
-```"""
+        return pipeline_snippet("fill-mask", model_id, "fill", 'fill(f"The capital of France is '
+                                '{fill.tokenizer.mask_token}.")')
 
 
 class MaskedLMTask(BertPretrainingTask):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from ..family import Option
-from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
+from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, pipeline_snippet
 from .text_data import TEXT_OPTIONS, check_seq_len, limit_to_positions, load_text, resolve_tokenizer, split_off_eval
 
 SNIPPET_PROMPT = "The quick brown fox"
@@ -34,6 +34,8 @@ class CausalLMTask(Task):
     pipeline_tag = "text-generation"
     unit = "tokens"
     reports_perplexity = True
+    small_scale_below = 10**9
+    small_scale_note = ", and its outputs are not useful text"
     arguments = TEXT_OPTIONS
     evaluations = (
         _wikitext("wikitext103", "WikiText-103", "wikitext-103-v1"),
@@ -76,12 +78,6 @@ class CausalLMTask(Task):
             rows.append(("held-out loss (perplexity)", f"{loss:.4g} ({math.exp(min(20.0, loss)):.4g})"))
         return rows
 
-    def limitations(self, training: dict | None) -> list[str]:
-        if training and (training.get("tokens") or 0) < 10**9:
-            return [f"It saw only {_fmt_int(training.get('tokens'))} training tokens: it is a small-scale "
-                    "reproduction or a demo, not the paper's model, and its outputs are not useful text."]
-        return []
-
     def usage_snippet(self, model_id: str) -> str:
         return f"""```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -94,12 +90,8 @@ output = model.generate(**inputs, max_new_tokens=20, do_sample=False, pad_token_
 print(tokenizer.decode(output[0], skip_special_tokens=True))
 ```
 
-```python
-from transformers import pipeline
-
-generator = pipeline("text-generation", model={model_id!r}, trust_remote_code=True)
-print(generator({SNIPPET_PROMPT!r}, max_new_tokens=20, do_sample=False)[0]["generated_text"])
-```"""
+""" + pipeline_snippet("text-generation", model_id, "generator",
+                       f'generator({SNIPPET_PROMPT!r}, max_new_tokens=20, do_sample=False)[0]["generated_text"]')
 
     # -- systems --------------------------------------------------------------------------------------------------
     def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:

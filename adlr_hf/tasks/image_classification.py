@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
+from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, pipeline_snippet
 from .text_data import split_off_eval
 
 TOP_K = (1, 5)
@@ -57,6 +57,7 @@ class ImageClassificationTask(Task):
     auto_class_name = "AutoModelForImageClassification"
     pipeline_tag = "image-classification"
     unit = "images"
+    full_scale = "the paper's ImageNet model"
     evaluations = (
         Evaluation("image-classification", "adlr_hf.evaluation.image_eval:run_from_args",
                    "an image folder <split>/<class>/<image>",
@@ -120,19 +121,8 @@ class ImageClassificationTask(Task):
                          f"{training['eval_loss']:.4g} / {'n/a' if accuracy is None else f'{accuracy:.4g}'}"))
         return rows
 
-    def limitations(self, training: dict | None) -> list[str]:
-        if training and training.get("images") is not None:
-            return [f"It saw only {_fmt_int(training.get('images'))} training images: it is a small-scale "
-                    "reproduction or a demo, not the paper's ImageNet model."]
-        return []
-
     def usage_snippet(self, model_id: str) -> str:
-        return f"""```python
-from transformers import pipeline
-
-classify = pipeline("image-classification", model={model_id!r}, trust_remote_code=True)
-print(classify("cat.jpg"))
-```"""
+        return pipeline_snippet("image-classification", model_id, "classify", 'classify("cat.jpg")')
 
     def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:
         from ..hub.systems import image_systems

@@ -15,6 +15,7 @@ Getting thresholded emotions:
 """
 
 from ...family import CardFacts, FamilySpec
+from ..mlstm import PRACTICAL_TEXT_CLASSIFICATION
 from .configuration_emotion import EmotionConfig
 from .modeling_emotion import (
     EmotionClassifierHead,
@@ -37,8 +38,7 @@ SPEC = FamilySpec(
     tasks=(EmotionClassificationTask(),),
     card=CardFacts(
         title="Emotion classifier (transformer / mLSTM)",
-        paper_title="Practical Text Classification With Large Pre-Trained Language Models",
-        arxiv=("1812.01207",), reference_repo="https://github.com/NVIDIA/sentiment-discovery",
+        paper=PRACTICAL_TEXT_CLASSIFICATION,
         description="a multi-label emotion classifier fine-tuned from a pre-trained language model (a Megatron-GPT "
                     "transformer pooled at the last real token, or the byte-level mLSTM baseline): a "
                     "Dropout-[Linear-PReLU-Dropout]xk-Linear head with one sigmoid per emotion, trained with BCE plus "

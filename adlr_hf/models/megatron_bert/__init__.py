@@ -1,8 +1,9 @@
 """Megatron-BERT (Shoeybi et al., arXiv 1909.08053; reference NVIDIA/Megatron-LM): a BERT encoder with Megatron's
 tensor parallelism and the paper's pre-LN block ordering (post-LN as an option)."""
 
-from ...family import CardFacts, Converter, FamilySpec, Variant
-from ..megatron_common.converter_options import MEGATRON_CONVERTER_OPTIONS
+from ...family import CardFacts, Converter, FamilySpec
+from ..megatron_common.family_facts import MEGATRON_CONVERTER_OPTIONS, MEGATRON_LM
+from ..megatron_common.family_facts import megatron_variant as _bert
 from .configuration_megatron_bert import MegatronBertConfig
 from .modeling_megatron_bert import (
     MegatronBertForMaskedLM,
@@ -12,9 +13,6 @@ from .modeling_megatron_bert import (
     MegatronBertPreTrainedModel,
 )
 
-
-def _bert(name, layers, hidden, heads, description, **extra) -> Variant:
-    return Variant(name, dict(num_layers=layers, hidden_size=hidden, num_attention_heads=heads, **extra), description)
 
 
 SPEC = FamilySpec(
@@ -39,8 +37,7 @@ SPEC = FamilySpec(
     ),
     card=CardFacts(
         title="Megatron-BERT",
-        paper_title="Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism",
-        arxiv=("1909.08053",), reference_repo="https://github.com/NVIDIA/Megatron-LM",
+        paper=MEGATRON_LM,
         description="a BERT encoder with Megatron's tensor parallelism and the paper's pre-LN block ordering",
         intended_use="Research on masked-language-model pretraining at scale; a starting point for fine-tuning "
                      "on classification.",

@@ -1,8 +1,9 @@
 """Megatron-GPT (Shoeybi et al., arXiv 1909.08053; reference NVIDIA/Megatron-LM): a GPT-2-style causal LM whose
 attention, MLP and vocabulary layers split across ranks with Megatron's tensor parallelism."""
 
-from ...family import CardFacts, Converter, FamilySpec, Variant
-from ..megatron_common.converter_options import MEGATRON_CONVERTER_OPTIONS
+from ...family import CardFacts, Converter, FamilySpec
+from ..megatron_common.family_facts import MEGATRON_CONVERTER_OPTIONS, MEGATRON_LM
+from ..megatron_common.family_facts import megatron_variant as _gpt
 from .configuration_megatron_gpt import MegatronGPTConfig
 from .modeling_megatron_gpt import (
     MegatronGPTForCausalLM,
@@ -11,9 +12,6 @@ from .modeling_megatron_gpt import (
     MegatronGPTPreTrainedModel,
 )
 
-
-def _gpt(name, layers, hidden, heads, description, **extra) -> Variant:
-    return Variant(name, dict(num_layers=layers, hidden_size=hidden, num_attention_heads=heads, **extra), description)
 
 
 SPEC = FamilySpec(
@@ -46,8 +44,7 @@ SPEC = FamilySpec(
     ),
     card=CardFacts(
         title="Megatron-GPT",
-        paper_title="Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism",
-        arxiv=("1909.08053",), reference_repo="https://github.com/NVIDIA/Megatron-LM",
+        paper=MEGATRON_LM,
         description="a GPT-2-style decoder-only language model (pre-LN blocks, GeLU MLP, learned positions, tied "
                     "input/output embeddings) whose attention, MLP and vocabulary layers split across GPUs with "
                     "Megatron's intra-layer tensor parallelism",

@@ -2,7 +2,11 @@
 Kant et al., arXiv 1812.01207 (reference NVIDIA/sentiment-discovery). Pre-train it with `--task char-lm`; fine-tune it
 for emotions with `--task emotion-classification` (the `emotion` family)."""
 
-from ...family import CardFacts, FamilySpec, Variant
+from ...family import CardFacts, FamilySpec, Paper, Variant
+
+# The emotion paper, whose baseline this model is (the emotion family cites it alone).
+PRACTICAL_TEXT_CLASSIFICATION = Paper("Practical Text Classification With Large Pre-Trained Language Models",
+                                      ("1812.01207",), "https://github.com/NVIDIA/sentiment-discovery")
 from .configuration_mlstm import MLSTMConfig
 from .modeling_mlstm import MLSTMForCausalLM, MLSTMLayer, MLSTMModel, MLSTMPreTrainedModel
 from .tokenization_mlstm import MLSTMByteTokenizer
@@ -29,8 +33,8 @@ SPEC = FamilySpec(
     processor=lambda config: MLSTMByteTokenizer(),
     card=CardFacts(
         title="mLSTM byte-level LM",
-        paper_title="Practical Text Classification With Large Pre-Trained Language Models",
-        arxiv=("1812.01207", "1609.07959"), reference_repo="https://github.com/NVIDIA/sentiment-discovery",
+        paper=Paper(PRACTICAL_TEXT_CLASSIFICATION.title, ("1812.01207", "1609.07959"),
+                    PRACTICAL_TEXT_CLASSIFICATION.reference_repo),
         description="a multiplicative-LSTM language model over UTF-8 bytes (vocabulary 257 with padding), the "
                     "recurrent baseline the paper fine-tunes for emotion classification",
         intended_use="Pre-training a byte-level encoder for text classification; research on recurrent LMs.",

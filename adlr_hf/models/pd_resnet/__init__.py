@@ -1,7 +1,7 @@
 """Partial-convolution padding classifiers (Liu et al., arXiv 1811.11718; reference NVIDIA/partialconv): PD-ResNet /
 PD-VGG with torchvision's layout and the zero/reflect/replicate padding ablation."""
 
-from ...family import CardFacts, Converter, FamilySpec, Option, Variant
+from ...family import CardFacts, Converter, FamilySpec, Option, Paper, Variant
 from .configuration_pd_resnet import PADDING_MODES, RESNET_ARCHS, VGG_ARCHS, PDResNetConfig
 from .image_processing_pd_resnet import PDResNetImageProcessor
 from .modeling_pd_resnet import (
@@ -77,8 +77,7 @@ SPEC = FamilySpec(
     processor=PDResNetImageProcessor.for_config,
     card=CardFacts(
         title="PD-ResNet / PD-VGG",
-        paper_title="Partial Convolution based Padding",
-        arxiv=("1811.11718",), reference_repo="https://github.com/NVIDIA/partialconv",
+        paper=Paper("Partial Convolution based Padding", ("1811.11718",), "https://github.com/NVIDIA/partialconv"),
         description="a ResNet or VGG image classifier (torchvision's layout and parameter names) whose zero padding "
                     "is replaced by partial-convolution padding: each padded convolution renormalises its border "
                     "windows by the share of the window that lies inside the image; its residual blocks split "
