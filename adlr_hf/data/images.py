@@ -16,7 +16,7 @@ folders (the usual `valprep.sh`).
 
 Transforms follow the reference recipe (NVIDIA/partialconv `main.py`, arXiv 1811.11718): training
 RandomResizedCrop(size) + RandomHorizontalFlip; evaluation Resize(size·256/224, shorter side) + CenterCrop(size); both
-then scale to [0, 1] and normalise with ImageNet's mean/std, the same values `PDResNetImageProcessor` uses. Images are
+then scale to [0, 1] and normalise with ImageNet's mean/std, the same values the image processors use. Images are
 converted to RGB first (ImageNet holds a few grayscale and CMYK JPEGs). Deviation from the reference: the resizes run
 on uint8 tensors (torchvision v2, antialiased bilinear) rather than on PIL images, as transformers' torchvision-backed
 image processors do, so evaluation batches match the image processor's output.

@@ -143,7 +143,7 @@ def _model_plan(config_or_model, model_class=None) -> dict[str, str]:
         model_class = _registered_class(config)
     if model_class is None:
         raise ValueError(f"cannot tell which model class {type(config).__name__} will be loaded as; pass "
-                         "model_class=... (e.g. MegatronGPTForCausalLM) or the model itself.")
+                         "model_class=... (the class the folder is loaded with) or the model itself.")
     with torch.device("meta"):  # names only: nothing is allocated
         model = model_class(config)
     return full_tp_plan(model)
