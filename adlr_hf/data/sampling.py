@@ -119,5 +119,8 @@ def make_dp_dataloader(dataset: Any, micro_batch_size: int, dp_rank: int, dp_siz
     epoch, step_in_epoch = divmod(start_step, steps)
     sampler = dp_sampler(n, dp_rank, dp_size, seed, shuffle, drop_last=drop_last, epoch=epoch,
                          start_index=step_in_epoch * micro_batch_size)
+    # The loader's own generator: creating an iterator (each epoch, on resume, every evaluation) draws a base seed
+    # from it; from the global generator that draw would shift the dropout stream and break exact resume.
     return DataLoader(dataset, batch_size=micro_batch_size, sampler=sampler, drop_last=drop_last,
-                      collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory)
+                      collate_fn=collate_fn, num_workers=num_workers, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed))

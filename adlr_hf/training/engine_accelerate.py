@@ -45,12 +45,15 @@ class AccelerateEngine:
 
         multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
         handlers = [InitProcessGroupKwargs(backend="gloo")] if multi_process and not on_gpu() else []
-        if not on_gpu() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        use_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+        if not on_gpu() and use_deepspeed:
             import deepspeed
 
             deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False  # as in DeepSpeedEngine: no JIT build
+        # cpu=True on CPU machines (not with the DeepSpeed plugin, which it would switch off): without it a run started
+        # by torchrun (not `accelerate launch`) is seen as one process and its data-parallel replicas never sync.
         self.accelerator = Accelerator(gradient_accumulation_steps=self.grad_accum, kwargs_handlers=handlers,
-                                       step_scheduler_with_optimizer=False)
+                                       step_scheduler_with_optimizer=False, cpu=not on_gpu() and not use_deepspeed)
 
     @property
     def uses_deepspeed(self) -> bool:
@@ -68,6 +71,11 @@ class AccelerateEngine:
             ds["gradient_clipping"] = self.clip
         elif state.tp_size > 1:
             self.accelerator.ddp_handler = _DPGroupDDPKwargs(process_group=state.dp_group)
+        from accelerate.utils import DistributedType
+
+        if state.dp_size > 1 and self.accelerator.distributed_type == DistributedType.NO:
+            raise ValueError(f"Accelerate sees one process but the run has {state.dp_size} data-parallel ranks; start "
+                             "it with `accelerate launch` or torchrun so that Accelerate's distributed set-up applies.")
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.state = state
         return self.model
@@ -164,8 +172,13 @@ def _ddp_kwargs_class():
         process_group: object = field(default=None)
 
         def to_kwargs(self):
-            kwargs = super().to_kwargs()
-            kwargs["process_group"] = self.process_group
+            # Accelerate deep-copies the fields, which a process group cannot be: leave it out of the copy.
+            group, self.process_group = self.process_group, None
+            try:
+                kwargs = super().to_kwargs()
+            finally:
+                self.process_group = group
+            kwargs["process_group"] = group
             return kwargs
 
     return DPGroupDDPKwargs

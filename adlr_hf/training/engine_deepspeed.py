@@ -20,6 +20,21 @@ _MP_FILE = re.compile(r"^mp_rank_(\d+)_model_states\.pt$")
 _ZERO3_FILE = re.compile(r"^zero_pp_rank_\d+_mp_rank_(\d+)_model_states\.pt$")
 
 
+def broadcast_buffers(module: torch.nn.Module, state: ParallelState) -> None:
+    """Copy the buffers (BatchNorm running statistics) of data-parallel rank 0 to the other DP ranks before a
+    forward, as DDP's `broadcast_buffers` does: replicas then evaluate and checkpoint the same statistics (DeepSpeed
+    saves rank 0's module state, so without it a resumed rank would evaluate with other statistics than before)."""
+    import torch.distributed as dist
+
+    if state.dp_size == 1:
+        return
+    buffers = [b for b in module.buffers() if b.numel() > 0]
+    if buffers:
+        source = dist.get_global_rank(state.dp_group, 0)
+        for buffer in buffers:
+            dist.broadcast(buffer, src=source, group=state.dp_group)
+
+
 class DeepSpeedEngine:
     name = "deepspeed"
 
@@ -52,6 +67,7 @@ class DeepSpeedEngine:
             raise ValueError("ZeRO stage 3 partitions parameters across data-parallel ranks, which does not compose "
                              f"with tensor parallelism here (tp={state.tp_size}); use ZeRO 0-2 with --tp, or --tp 1.")
         uses_config_optimizer = "optimizer" in self.ds_config
+        self.state = state
         self.engine, _, _, _ = deepspeed.initialize(
             model=model,
             model_parameters=[p for p in model.parameters() if p.requires_grad],
@@ -71,6 +87,7 @@ class DeepSpeedEngine:
         return self.engine.device
 
     def micro_step(self, batch) -> torch.Tensor:
+        broadcast_buffers(self.engine.module, self.state)
         loss = self.engine(**batch).loss
         self.engine.backward(loss)
         boundary = self.engine.is_gradient_accumulation_boundary()

@@ -5,22 +5,12 @@ import json
 import pytest
 import torch
 from dist_utils import run_ranks
-from train_utils import run_all, train_losses
+from train_utils import run_all, train_losses, write_documents
 from transformers import AutoModelForPreTraining, AutoTokenizer, pipeline
 
 import adlr_hf  # noqa: F401 - registers the Auto classes
 
 pytestmark = pytest.mark.slow
-
-
-def _write_documents(folder):
-    """Paragraphs of three sentences (sentence-order prediction needs at least two per document)."""
-    animals = ["fox", "cat", "cow", "bird", "dog", "owl"]
-    docs = [f"The {a} jumps over the fence number {i % 7}. Then the {a} runs home. The {a} sleeps."
-            for i, a in enumerate(animals * 40)]
-    path = folder / "docs.txt"
-    path.write_text("\n\n".join(docs) + "\n")
-    return path
 
 
 def _flags(corpus, out):
@@ -31,7 +21,7 @@ def _flags(corpus, out):
 
 
 def test_bert_pretraining_at_tp2_trains_resumes_and_fills_masks(tmp_path):
-    corpus = _write_documents(tmp_path)
+    corpus = write_documents(tmp_path)
     run_ranks(run_all, [_flags(corpus, tmp_path / "bert")])
     run_dir = tmp_path / "bert"
     losses = train_losses(run_dir)

@@ -3,29 +3,12 @@ GoEmotions files: an LM pre-trained first, fine-tuned at TP=2 (DeepSpeed) and fr
 the loss falls, evaluation reports macro-F1, and the export carries thresholds tuned on validation."""
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from dist_utils import run_ranks
-from train_utils import run_all, train_losses
+from train_utils import GOEMOTIONS, goemotions_subset, run_all, train_losses
 
 pytestmark = pytest.mark.slow
-
-GOEMOTIONS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "goemotions"
-
-
-def _subset(folder: Path) -> Path:
-    folder.mkdir()
-    for name, rows in (("train.tsv", 320), ("dev.tsv", 96), ("test.tsv", 64)):
-        lines = (GOEMOTIONS / name).read_text(encoding="utf-8").splitlines(keepends=True)[:rows]
-        (folder / name).write_text("".join(lines), encoding="utf-8")
-    for name in ("emotions.txt", "ekman_mapping.json", "sentiment_dict.json"):
-        shutil.copy(GOEMOTIONS / name, folder / name)
-    texts = [line.split("\t")[0] for line in (folder / "train.tsv").read_text(encoding="utf-8").splitlines()]
-    (folder / "corpus.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
-    return folder
-
 
 def _flags(out, steps, lr=3e-3):
     return ["--seq-len", "32", "--micro-batch-size", "8", "--steps", str(steps), "--lr", str(lr),
@@ -35,7 +18,7 @@ def _flags(out, steps, lr=3e-3):
 
 @pytest.mark.skipif(not (GOEMOTIONS / "train.tsv").is_file(), reason=f"GoEmotions not found at {GOEMOTIONS}")
 def test_emotion_task_trains_at_tp2_and_dp2_and_exports_thresholds(tmp_path):
-    data = _subset(tmp_path / "goemotions")
+    data = goemotions_subset(tmp_path / "goemotions")
     lm = ["--model", "megatron-gpt-tiny", "--data", str(data / "corpus.txt"), "--vocab-size", "400",
           "--eval-fraction", "0", "--engine", "accelerate", *_flags(tmp_path / "lm", 4)]
     tp2 = ["--model", str(tmp_path / "lm" / "model"), "--task", "emotion-classification",
@@ -78,7 +61,7 @@ def test_emotion_task_trains_at_tp2_and_dp2_and_exports_thresholds(tmp_path):
 
 @pytest.mark.skipif(not (GOEMOTIONS / "train.tsv").is_file(), reason=f"GoEmotions not found at {GOEMOTIONS}")
 def test_mlstm_pretrains_with_char_lm_and_fine_tunes_for_emotion(tmp_path):
-    data = _subset(tmp_path / "goemotions")
+    data = goemotions_subset(tmp_path / "goemotions")
     lm = ["--model", "mlstm-tiny", "--task", "char-lm", "--data", str(data / "corpus.txt"), "--eval-fraction", "0",
           "--engine", "accelerate", "--seq-len", "32", "--micro-batch-size", "8", "--steps", "6", "--lr", "1e-2",
           "--lr-schedule", "constant", "--out", str(tmp_path / "lm"), "--no-progress"]

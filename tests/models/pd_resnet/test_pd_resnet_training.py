@@ -4,7 +4,6 @@ image-classification` records top-1/top-5 in the card, and `adlr-hf publish` wri
 the accuracy and whose systems table holds counted FLOPs per image and images/s."""
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,25 +14,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training"))
 
 from dist_utils import run_ranks  # noqa: E402
-from train_utils import run_all, train_losses  # noqa: E402
+from train_utils import CIFAR, cifar_subset, run_all, train_losses  # noqa: E402
 
-CIFAR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cifar10-jpeg-subset"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (CIFAR / "train").is_dir(),
                        reason=f"the CIFAR-10 JPEG subset is not at {CIFAR} (../shared/data of the checkout)"),
 ]
-
-
-def _small_cifar(folder: Path, train_per_class: int = 32, test_per_class: int = 10) -> Path:
-    """The first images of each class of the shared subset (sorted names): real JPEGs, few enough for a test."""
-    for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for class_dir in sorted((CIFAR / split).iterdir()):
-            out = folder / split / class_dir.name
-            out.mkdir(parents=True)
-            for image in sorted(class_dir.glob("*.jpg"))[:count]:
-                shutil.copy2(image, out / image.name)
-    return folder
 
 
 def _flags(data: Path, out: Path, engine: str, tp: int, steps: int = 14) -> list[str]:
@@ -48,7 +35,7 @@ def test_pd_resnet_trains_under_both_engines_then_evaluates_and_publishes(tmp_pa
     import adlr_hf  # noqa: F401 - registers the Auto classes
     from adlr_hf.cli import main as cli
 
-    data = _small_cifar(tmp_path / "cifar")
+    data = cifar_subset(tmp_path / "cifar")
     ds, acc = tmp_path / "ds_tp2", tmp_path / "acc_dp2"
     # One TP degree per process group: two spawns. The TP=2 run also leaves a checkpoint (one shard per TP rank).
     run_ranks(run_all, [_flags(data, ds, "deepspeed", tp=2) + ["--save-every", "14"]])
