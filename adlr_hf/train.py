@@ -24,16 +24,12 @@ def validate(args):
     from .data.text import SUPPORTED_EXTENSIONS
     from .parallel.state import check_tp_size
     from .tasks import task_for_training
-    from .training.checkpoint import resolve_checkpoint
+    from .training.checkpoint import check_checkpoint, resolve_checkpoint
     from .training.engines import load_deepspeed_config, resolve_batch_config, zero_stage
 
     world = _world_size_from_env()
     check_tp_size(args.tp, world)
-    for name in ("micro_batch_size", "grad_accum", "seq_len"):
-        if getattr(args, name, 1) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    _check_numbers(args)
     # An unknown variant or a bad config fails here, before any process group exists.
     config, init_from = load_model_config(args.model, args.overrides)
     task = task_for_training(config, args.task)
@@ -51,7 +47,8 @@ def validate(args):
     if tokenizer not in (None, "train") and not Path(tokenizer).exists():
         raise FileNotFoundError(f"--tokenizer {tokenizer!r} does not exist; pass a tokenizer folder or `train`.")
     if args.resume is not None:
-        args.resume_checkpoint = resolve_checkpoint(args.resume)
+        args.resume_checkpoint = resolve_checkpoint(args.resume or args.out)
+        _check_resume(args, world, check_checkpoint(args.resume_checkpoint))
     ds_config = None
     if args.engine == "deepspeed":
         ds_config = resolve_batch_config(load_deepspeed_config(args.deepspeed_config), args.micro_batch_size,
@@ -63,6 +60,59 @@ def validate(args):
         raise ValueError("--deepspeed-config is for --engine deepspeed; with Accelerate pass DeepSpeed settings "
                          "to `accelerate launch --use_deepspeed` (or use configs/accelerate/*.yaml).")
     return ds_config, config, init_from, task
+
+
+# Flags that set the learning-rate schedule: a resume must keep them, or the schedule silently changes.
+SCHEDULE_FLAGS = ("steps", "epochs", "lr", "min_lr", "lr_schedule", "warmup_steps", "micro_batch_size", "grad_accum")
+
+
+def schedule_of(args) -> dict:
+    return {name: getattr(args, name) for name in SCHEDULE_FLAGS}
+
+
+def _check_numbers(args) -> None:
+    at_least = {"micro_batch_size": 1, "grad_accum": 1, "seq_len": 1, "log_every": 1, "num_proc": 1,
+                "warmup_steps": 0, "save_every": 0, "eval_every": 0, "save_total_limit": 0}
+    for name, low in at_least.items():
+        value = getattr(args, name, low)
+        if value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.epochs is not None and not args.epochs > 0:
+        raise ValueError(f"--epochs must be > 0, got {args.epochs}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}; write e.g. --lr 3e-4")
+    if not 0 <= args.min_lr <= args.lr:
+        raise ValueError(f"--min-lr must be in [0, --lr={args.lr}], got {args.min_lr}")
+    for name in ("weight_decay", "clip_grad"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not 0 <= args.eval_fraction < 1:
+        raise ValueError(f"--eval-fraction must be in [0, 1), got {args.eval_fraction}")
+    if not args.collective_timeout > 0:
+        raise ValueError(f"--collective-timeout must be > 0 seconds, got {args.collective_timeout}")
+
+
+def _check_resume(args, world: int, saved: dict) -> None:
+    """The checkpoint must match the launch (TP degree, number of processes) and, unless allowed, the schedule."""
+    ckpt = args.resume_checkpoint
+    layout = {"tp": (saved.get("tp"), args.tp), "world size": (saved.get("world_size"), world)}
+    wrong = {k: v for k, v in layout.items() if v[0] is not None and v[0] != v[1]}
+    if wrong:
+        detail = ", ".join(f"{k} {a} in the checkpoint, {b} now" for k, (a, b) in wrong.items())
+        raise ValueError(f"cannot resume {ckpt}: {detail}; relaunch with the checkpoint's layout (--tp "
+                         f"{saved.get('tp')} on {saved.get('world_size')} processes).")
+    before, now = saved.get("schedule") or {}, schedule_of(args)
+    changed = {k: (before[k], now[k]) for k in now if k in before and before[k] != now[k]}
+    if changed:
+        detail = ", ".join(f"--{k.replace('_', '-')} {a} -> {b}" for k, (a, b) in changed.items())
+        if not args.allow_schedule_change:
+            raise ValueError(f"resuming {ckpt} with other schedule flags than it was trained with ({detail}) would "
+                             "change the learning-rate schedule; pass the checkpoint's values, or "
+                             "--allow-schedule-change to continue with the new ones.")
+        print(f"adlr_hf.train: resuming with a changed schedule ({detail}) as --allow-schedule-change asks",
+              file=sys.stderr, flush=True)
 
 
 def _check_activation_checkpointing(config, task) -> None:
@@ -112,7 +162,7 @@ def run(args) -> dict:
     ds_config, config, init_from, task = validate(args)
     engine = engine_class(args.engine).from_args(args, ds_config)
     engine.init_distributed()
-    state = init_parallel(args.tp)
+    state = init_parallel(args.tp, timeout=args.collective_timeout)
     is_main = state.rank == 0
     run_dir = Path(args.out)
     if is_main:
@@ -153,11 +203,12 @@ def run(args) -> dict:
                                          drop_last=len(data.eval) >= state.dp_size * args.micro_batch_size)
     plan = TrainPlan(total_steps=total_steps, grad_accum=args.grad_accum, micro_batch_size=args.micro_batch_size,
                      units_per_sample=data.units_per_sample, unit=task.unit, seq_len=data.seq_len,
-                     save_every=args.save_every, eval_every=args.eval_every, log_every=args.log_every,
+                     save_every=args.save_every, save_total_limit=args.save_total_limit,
+                     eval_every=args.eval_every, log_every=args.log_every,
                      progress=not args.no_progress, reports_perplexity=task.reports_perplexity,
                      meta={"model": args.model, "overrides": args.overrides, "task": task.name, "data": data.data,
                            "seed": args.seed, "activation_checkpointing": args.activation_checkpointing,
-                           **engine.describe()})
+                           "schedule": schedule_of(args), **engine.describe()})
     generators = {}
     if (generator := seeded_collate(data.collate)) is not None:
         generators["collate"] = generator
@@ -166,10 +217,9 @@ def run(args) -> dict:
     if getattr(args, "resume_checkpoint", None) is not None:
         trainer.resume_from(args.resume_checkpoint)
         trainer.train_loader = train_loader(trainer.consumed_micro_batches)
-    result = trainer.train()
-    if args.save_every and trainer.step % args.save_every:
-        trainer.save_checkpoint()
+    result = trainer.train()  # ends with a checkpoint of the last step; a signal stops it with one
 
+    # The model is exported before the final evaluation, so a failing evaluation loses nothing.
     export_dir = None
     if not args.no_export:
         export_dir = run_dir / "model"
@@ -179,6 +229,16 @@ def run(args) -> dict:
         if is_main:
             data.save_processor(export_dir)
         barrier()
+    try:
+        result.update(trainer.final_evaluation())
+    except Exception as err:  # noqa: BLE001 - reported, never allowed to take the trained model with it
+        result["final_evaluation_error"] = f"{type(err).__name__}: {err}"
+        print(f"adlr_hf.train: error: the final evaluation failed ({type(err).__name__}: {err}); the trained model "
+              f"is saved in {export_dir or run_dir} and its checkpoint in {run_dir / 'checkpoints'}",
+              file=sys.stderr, flush=True)
+    else:
+        if export_dir is not None and is_main:
+            data.save_processor(export_dir)  # what the final pass decided (e.g. tuned thresholds) goes in too
     info = {
         "model": args.model, "model_type": data.config.model_type, "task": task.name, "parameters": n_params,
         "tp": state.tp_size, "dp": state.dp_size, "world_size": state.world_size, **engine.describe(),
@@ -196,14 +256,26 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     from .training.args import build_parser
 
+    from .training.signals import TrainingStopped
+
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        info = run(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"adlr_hf.train: error: {err}", file=sys.stderr, flush=True)
         return 2
+    except TrainingStopped as stopped:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"adlr_hf.train: {stopped}. Resume with the same command plus `--resume {args.out}`.",
+                  file=sys.stderr, flush=True)
+        _shut_down_process_group()
+        return stopped.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before training started (data preparation, set-up)
+        print("adlr_hf.train: interrupted before the first step; nothing to resume (run the command again).",
+              file=sys.stderr, flush=True)
+        return 130
     _shut_down_process_group()
-    return 0
+    return 1 if info.get("final_evaluation_error") else 0
 
 
 def _shut_down_process_group() -> None:
@@ -211,9 +283,16 @@ def _shut_down_process_group() -> None:
     ("terminate called without an active exception") after the run has finished."""
     import torch.distributed as dist
 
+    from .parallel.state import destroy_parallel
+
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        deepspeed_comm = sys.modules.get("deepspeed.comm.comm")
+        if deepspeed_comm is not None and getattr(deepspeed_comm, "cdb", None) is not None:
+            deepspeed_comm.destroy_process_group()  # also drops DeepSpeed's cached groups
+        else:
+            dist.destroy_process_group()
+    destroy_parallel()  # the groups died with the process group; a later run in this process makes new ones
 
 
 if __name__ == "__main__":

@@ -61,13 +61,20 @@ def check_tp_size(tp_size: int, world_size: int) -> None:
         )
 
 
-def init_parallel(tp_size: int = 1, backend: str | None = None) -> ParallelState:
+def _timeout_kwargs(timeout: float | None) -> dict:
+    import datetime
+
+    return {} if timeout is None else {"timeout": datetime.timedelta(seconds=timeout)}
+
+
+def init_parallel(tp_size: int = 1, backend: str | None = None, timeout: float | None = None) -> ParallelState:
     """Create (once) the TP and DP groups for this process and return them.
 
     Uses an already initialised default process group (DeepSpeed, Accelerate) or initialises one with `env://`.
     A plain single process needs no process group and gets `tp_size=1` with groups set to None.
     Calling it again with the same `tp_size` returns the same state; another `tp_size` is an error, because
-    re-creating groups under a running launcher can hang.
+    re-creating groups under a running launcher can hang. `timeout` (seconds) bounds each collective of the groups
+    (torch's default otherwise), so a dead rank makes the others fail instead of waiting.
     """
     global _STATE
     world_size, _ = _world_from_env()
@@ -89,16 +96,16 @@ def init_parallel(tp_size: int = 1, backend: str | None = None) -> ParallelState
             backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available() and backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend=backend, init_method="env://")
+        dist.init_process_group(backend=backend, init_method="env://", **_timeout_kwargs(timeout))
     rank = dist.get_rank()
     tp_group = dp_group = None
     # Every rank must take part in creating every group, in the same order.
     for ranks in tp_groups_for(world_size, tp_size):
-        group = dist.new_group(ranks)
+        group = dist.new_group(ranks, **_timeout_kwargs(timeout))
         if rank in ranks:
             tp_group = group
     for ranks in dp_groups_for(world_size, tp_size):
-        group = dist.new_group(ranks)
+        group = dist.new_group(ranks, **_timeout_kwargs(timeout))
         if rank in ranks:
             dp_group = group
     _STATE = ParallelState(

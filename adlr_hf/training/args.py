@@ -30,6 +30,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                      help="DeepSpeed JSON (e.g. configs/deepspeed/zero1.json); default: ZeRO-0 fp32")
     par.add_argument("--nproc", type=int, default=None,
                      help="`adlr-hf train` only: start this many local processes with the deepspeed launcher")
+    par.add_argument("--collective-timeout", type=float, default=600.0, metavar="SECONDS",
+                     help="how long a rank waits for the others in one collective before the job fails (a rank that "
+                          "died makes the others fail within this time; default 600)")
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=None, help="optimizer steps (default: from --epochs)")
@@ -49,10 +52,20 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", default="runs/latest", help="run folder: checkpoints, metrics, the exported model")
-    run.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
+    run.add_argument("--save-every", type=int, default=0,
+                     help="also checkpoint every N steps (0: only the checkpoint every run writes at its end)")
+    run.add_argument("--save-total-limit", type=int, default=0, metavar="N",
+                     help="keep only the newest N checkpoints (0: keep all)")
     run.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
     run.add_argument("--log-every", type=int, default=1)
-    run.add_argument("--resume", default=None, help="a checkpoint folder or a run folder (its latest checkpoint)")
+    run.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_OR_CHECKPOINT",
+                     help="continue a run: a checkpoint folder, a run folder (its latest complete checkpoint), or "
+                          "nothing for the --out folder's")
+    run.add_argument("--allow-schedule-change", action="store_true",
+                     help="resume even though the schedule flags (--steps, --lr, ...) differ from the checkpoint's")
+    run.add_argument("--on-bad-sample", choices=["error", "skip"], default="error",
+                     help="a sample that cannot be read (a corrupt image, undecodable text): stop with its path "
+                          "(error, before step 1) or leave it out and count it in run_info.json (skip)")
     run.add_argument("--no-export", action="store_true", help="skip the final Hugging Face export")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     run.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)

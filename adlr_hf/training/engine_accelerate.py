@@ -30,21 +30,25 @@ class AccelerateEngine:
 
     name = "accelerate"
 
-    def __init__(self, grad_accum: int, clip: float, micro_batch: int):
+    def __init__(self, grad_accum: int, clip: float, micro_batch: int, timeout: float | None = None):
         self.grad_accum, self.clip, self.micro_batch = grad_accum, clip, micro_batch
+        self.timeout = timeout
         self.accelerator = None
         self.last_grad_norm = None
 
     @classmethod
     def from_args(cls, args, ds_config=None) -> "AccelerateEngine":
-        return cls(args.grad_accum, args.clip_grad, args.micro_batch_size)
+        return cls(args.grad_accum, args.clip_grad, args.micro_batch_size, args.collective_timeout)
 
     def init_distributed(self) -> None:
         from accelerate import Accelerator
         from accelerate.utils import InitProcessGroupKwargs
 
         multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
-        handlers = [InitProcessGroupKwargs(backend="gloo")] if multi_process and not on_gpu() else []
+        import datetime
+
+        timeout = {} if self.timeout is None else {"timeout": datetime.timedelta(seconds=self.timeout)}
+        handlers = [InitProcessGroupKwargs(backend="nccl" if on_gpu() else "gloo", **timeout)] if multi_process else []
         use_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
         if not on_gpu() and use_deepspeed:
             import deepspeed

@@ -38,17 +38,19 @@ def broadcast_buffers(module: torch.nn.Module, state: ParallelState) -> None:
 class DeepSpeedEngine:
     name = "deepspeed"
 
-    def __init__(self, ds_config: dict):
+    def __init__(self, ds_config: dict, timeout: float | None = None):
         self.ds_config = ds_config
+        self.timeout = timeout
         self.engine = None
         self.last_grad_norm = None
 
     @classmethod
     def from_args(cls, args, ds_config: dict) -> "DeepSpeedEngine":
-        return cls(ds_config)
+        return cls(ds_config, args.collective_timeout)
 
-    @staticmethod
-    def init_distributed() -> None:
+    def init_distributed(self) -> None:
+        import datetime
+
         import deepspeed
 
         if int(os.environ.get("WORLD_SIZE", "1")) == 1 and "RANK" not in os.environ:
@@ -58,7 +60,8 @@ class DeepSpeedEngine:
         if not on_gpu():
             # DeepSpeed's CPU shared-memory comm op is JIT-compiled on first use; plain gloo gives identical results.
             deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-        deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo")
+        timeout = {} if self.timeout is None else {"timeout": datetime.timedelta(seconds=self.timeout)}
+        deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo", **timeout)
 
     def setup(self, model, optimizer, scheduler, state: ParallelState):
         import deepspeed
@@ -104,7 +107,8 @@ class DeepSpeedEngine:
         self.engine.train(mode)
 
     def save(self, checkpoint_dir: Path) -> None:
-        self.engine.save_checkpoint(str(checkpoint_dir.parent), tag=checkpoint_dir.name)
+        # The run moves its own `latest` pointer once every rank's files are complete (checkpoint.py).
+        self.engine.save_checkpoint(str(checkpoint_dir.parent), tag=checkpoint_dir.name, save_latest=False)
 
     def load(self, checkpoint_dir: Path) -> None:
         path, _ = self.engine.load_checkpoint(str(checkpoint_dir.parent), tag=checkpoint_dir.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,18 @@ from tqdm.auto import tqdm
 
 from ..parallel import ParallelState
 from ..parallel.state import barrier
-from .checkpoint import CHECKPOINTS, checkpoint_name, load_rng, read_trainer_state, save_rng, write_trainer_state
+from .checkpoint import (
+    CHECKPOINTS,
+    checkpoint_name,
+    commit_checkpoint,
+    load_rng,
+    partial_dir,
+    prune_checkpoints,
+    read_trainer_state,
+    save_rng,
+)
 from .reporting import MetricsLog, format_summary, peak_memory_mib, plot_loss_curve
+from .signals import StopOnSignal, TrainingStopped
 
 
 def seeded_collate(collate):
@@ -48,6 +59,7 @@ class TrainPlan:
     unit: str  # what throughput counts: "tokens", "images", "examples", ...
     seq_len: int | None
     save_every: int = 0
+    save_total_limit: int = 0  # keep the newest N checkpoints (0: all)
     eval_every: int = 0
     log_every: int = 1
     progress: bool = True
@@ -86,23 +98,34 @@ class Trainer:
         self.consumed_micro_batches = 0  # per DP rank, since the start of training
         self.units_seen = 0
         self.last_eval_loss = None
+        self.saved_step = None  # the step of the newest checkpoint this run wrote or resumed from
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        ckpt = self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
-        self.engine.save(ckpt)
-        barrier()
-        save_rng(ckpt, self.state.rank, self.generators)
+        """Every rank writes into the step's `.partial` folder; rank 0 then lists the files, renames the folder and
+        moves `latest` (checkpoint.py), so a crash at any moment leaves the previous checkpoint complete."""
+        final = self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
+        partial = partial_dir(self.run_dir, self.step)
         if self.is_main:
-            write_trainer_state(ckpt, {
+            shutil.rmtree(partial, ignore_errors=True)  # a leftover of a crash while saving this step
+            partial.parent.mkdir(parents=True, exist_ok=True)
+        barrier()
+        self.engine.save(partial)
+        save_rng(partial, self.state.rank, self.generators)
+        barrier()
+        if self.is_main:
+            commit_checkpoint(partial, final, {
                 "step": self.step, "consumed_micro_batches": self.consumed_micro_batches,
-                "units_seen": self.units_seen, "unit": self.plan.unit, "world_size": self.state.world_size, "tp": self.state.tp_size,
-                "dp": self.state.dp_size, "grad_accum": self.plan.grad_accum,
+                "units_seen": self.units_seen, "unit": self.plan.unit, "world_size": self.state.world_size,
+                "tp": self.state.tp_size, "dp": self.state.dp_size, "grad_accum": self.plan.grad_accum,
                 "micro_batch_size": self.plan.micro_batch_size, "seq_len": self.plan.seq_len, **self.plan.meta,
             })
+            if self.plan.save_total_limit:
+                prune_checkpoints(self.run_dir, self.plan.save_total_limit)
             plot_loss_curve(self.metrics.records, self.run_dir / "loss_curve.png")
         barrier()
-        return ckpt
+        self.saved_step = self.step
+        return final
 
     def resume_from(self, ckpt: Path) -> None:
         saved = read_trainer_state(ckpt)
@@ -118,6 +141,7 @@ class Trainer:
         self.step = saved["step"]
         self.consumed_micro_batches = saved["consumed_micro_batches"]
         self.units_seen = saved["units_seen"]
+        self.saved_step = self.step
         self.metrics.truncate_after(self.step)
 
     # -- evaluation ----------------------------------------------------------------------------------------------
@@ -156,12 +180,18 @@ class Trainer:
         loader = self.train_loader
         sampler = loader.sampler
         epoch = sampler.epoch
+        set_data_epoch = getattr(loader.dataset, "set_epoch", None)  # data whose augmentation depends on the epoch
         while True:
             sampler.set_epoch(epoch)
+            if callable(set_data_epoch):
+                set_data_epoch(epoch)
             yield from loader
             epoch += 1
 
     def train(self) -> dict:
+        """Run the steps left (each one logged; evaluations and checkpoints at their intervals) and end with a
+        checkpoint of the last step. SIGTERM / SIGINT stop the loop at a step boundary with a checkpoint
+        (`TrainingStopped`)."""
         plan, engine = self.plan, self.engine
         engine.train(True)
         batches = self._batches()
@@ -171,37 +201,50 @@ class Trainer:
                    desc="train", unit="step", dynamic_ncols=True)
         start_step, started = self.step, time.perf_counter()
         last_loss = float("nan")
-        while self.step < plan.total_steps:
-            step_started = time.perf_counter()
-            losses = []
-            for _ in range(plan.grad_accum):
-                batch = to_device(next(batches), engine.device)
-                losses.append(engine.micro_step(batch).float().item())
-                self.consumed_micro_batches += 1
-            self.step += 1
-            self.units_seen += units_per_step
-            last_loss = _mean_over(self.state.dp_group, sum(losses) / len(losses))
-            elapsed = time.perf_counter() - step_started
-            if self.step % plan.log_every == 0 or self.step == plan.total_steps:
-                self.metrics.write({"split": "train", "step": self.step, "loss": last_loss, "lr": engine.lr(),
-                                    "grad_norm": engine.last_grad_norm, plan.unit: self.units_seen,
-                                    rate_key: units_per_step / max(elapsed, 1e-9)})
-            bar.set_postfix(loss=f"{last_loss:.4f}", **{f"{plan.unit[:3]}_s": f"{units_per_step / max(elapsed, 1e-9):,.0f}"})
-            bar.update(1)
-            if plan.eval_every and self.step % plan.eval_every == 0:
-                self.evaluate()
-            if plan.save_every and self.step % plan.save_every == 0:
-                self.save_checkpoint()
+        with StopOnSignal() as stop:
+            while self.step < plan.total_steps:
+                step_started = time.perf_counter()
+                losses = []
+                for _ in range(plan.grad_accum):
+                    batch = to_device(next(batches), engine.device)
+                    losses.append(engine.micro_step(batch).float().item())
+                    self.consumed_micro_batches += 1
+                self.step += 1
+                self.units_seen += units_per_step
+                last_loss = _mean_over(self.state.dp_group, sum(losses) / len(losses))
+                elapsed = time.perf_counter() - step_started
+                if self.step % plan.log_every == 0 or self.step == plan.total_steps:
+                    self.metrics.write({"split": "train", "step": self.step, "loss": last_loss, "lr": engine.lr(),
+                                        "grad_norm": engine.last_grad_norm, plan.unit: self.units_seen,
+                                        rate_key: units_per_step / max(elapsed, 1e-9)})
+                bar.set_postfix(loss=f"{last_loss:.4f}",
+                                **{f"{plan.unit[:3]}_s": f"{units_per_step / max(elapsed, 1e-9):,.0f}"})
+                bar.update(1)
+                if plan.eval_every and self.step % plan.eval_every == 0:
+                    self.evaluate()
+                if plan.save_every and self.step % plan.save_every == 0:
+                    self.save_checkpoint()
+                signum = stop.requested()
+                if signum is not None:
+                    bar.close()
+                    raise TrainingStopped(signum, self.step, self._checkpoint_of_this_step())
         bar.close()
         seconds = time.perf_counter() - started
-        if self.eval_loader is not None and (not plan.eval_every or self.step % plan.eval_every):
-            self.evaluate()
+        self._checkpoint_of_this_step()
         steps_run = self.step - start_step
-        result = {
-            "steps": self.step, "steps_this_run": steps_run, "unit": plan.unit, plan.unit: self.units_seen,
-            "seconds": seconds, rate_key: steps_run * units_per_step / max(seconds, 1e-9), "final_loss": last_loss,
-            "eval_loss": self.last_eval_loss,
-        }
+        return {"steps": self.step, "steps_this_run": steps_run, "unit": plan.unit, plan.unit: self.units_seen,
+                "seconds": seconds, rate_key: steps_run * units_per_step / max(seconds, 1e-9), "final_loss": last_loss}
+
+    def _checkpoint_of_this_step(self) -> Path:
+        if self.saved_step != self.step:
+            return self.save_checkpoint()
+        return self.run_dir / CHECKPOINTS / checkpoint_name(self.step)
+
+    def final_evaluation(self) -> dict:
+        """Evaluate the final weights (unless the last step just did) and return the eval_* fields of run_info."""
+        if self.eval_loader is not None and (not self.plan.eval_every or self.step % self.plan.eval_every):
+            self.evaluate()
+        result = {"eval_loss": self.last_eval_loss}
         extra = {k: v for k, v in (getattr(self, "last_eval", None) or {}).items()
                  if k not in ("split", "step", "loss", "time")}
         result.update({f"eval_{k}": v for k, v in extra.items()})
