@@ -48,7 +48,7 @@ def test_resume_from_a_folder_that_is_not_a_checkpoint(tmp_path, capsys):
     (tmp_path / "random").mkdir()
     (tmp_path / "random" / "notes.txt").write_text("hello")
     out = tmp_path / "run"
-    _fails(capsys, ["--resume", str(tmp_path / "random"), "--out", str(out)], "is not a checkpoint",
+    _fails(capsys, ["--resume", str(tmp_path / "random"), "--out", str(out)], "holds no complete checkpoint",
            "trainer_state.json")
     _fails(capsys, ["--resume", str(tmp_path / "missing"), "--out", str(out)], "does not exist")
     assert not out.exists()
