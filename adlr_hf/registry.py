@@ -37,6 +37,7 @@ def register_family(spec: FamilySpec) -> FamilySpec:
         if variant.name in _VARIANTS:
             raise ValueError(f"variant {variant.name!r} of family {spec.name!r} is already registered by family "
                              f"{_VARIANTS[variant.name][0].name!r}; rename it")
+    _check_config_name(spec)
     for auto_name in spec.models:
         if not hasattr(transformers, auto_name):
             raise ValueError(f"family {spec.name!r} maps models to {auto_name!r}, which is not a transformers Auto "
@@ -60,6 +61,43 @@ def register_family(spec: FamilySpec) -> FamilySpec:
     for variant in spec.variants:
         _VARIANTS[variant.name] = (spec, variant)
     return spec
+
+
+def _check_config_name(spec: FamilySpec) -> None:
+    """transformers' Auto classes find a config's model by the config class's *name* when the config class itself
+    is not registered (as in a clean interpreter loading remote code): a name shared with a built-in config would
+    load transformers' model for ours."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    name = spec.config_class.__name__
+    if name in CONFIG_MAPPING_NAMES.values():
+        raise ValueError(f"the config class of family {spec.name!r} is named {name!r}, like a transformers built-in "
+                         "config; Auto classes would load transformers' model for it from remote code. Rename it "
+                         "(e.g. with an 'Adlr' prefix)")
+
+
+def model_class(spec: FamilySpec, auto_name: str, config=None) -> type:
+    """The class `auto_name` builds for `config`. Where the family maps it to several classes: the one named by
+    `config.architectures`, else the first (transformers' own rule)."""
+    classes = spec.models[auto_name]
+    if not isinstance(classes, tuple):
+        return classes
+    named = [c for c in classes if c.__name__ in (getattr(config, "architectures", None) or ())]
+    return (named or classes)[0]
+
+
+def family_auto_map(model) -> dict[str, str]:
+    """`auto_map` entries ("module.Class") of every Auto class of `model`'s family, for its saved folder: the
+    model's own class where it is one of an Auto class's classes, else `model_class`'s choice."""
+    spec = family_for(model.config)
+    if spec is None:
+        return {}
+    out = {}
+    for auto_name, classes in spec.models.items():
+        own = type(model) in (classes if isinstance(classes, tuple) else (classes,))
+        chosen = type(model) if own else model_class(spec, auto_name, model.config)
+        out[auto_name] = f"{chosen.__module__.rsplit('.', 1)[-1]}.{chosen.__name__}"
+    return out
 
 
 def load_plugins() -> None:

@@ -35,19 +35,25 @@ class PartialConvMixin:
     eps = 1e-8  # added to the window's mask sum in fp32 before dividing
     max_cached_sizes = 16  # padding-only ratios kept per module; the cache is cleared when it would grow past this
 
-    def _init_partial(self, multi_channel: bool, return_mask: bool, mask_kernel_shape: tuple, window_size: int,
-                      device=None) -> None:
+    def _init_partial(self, multi_channel: bool, return_mask: bool, mask_kernel_shape: tuple,
+                      window_size: int) -> None:
         self.multi_channel = bool(multi_channel)
         self.return_mask = bool(return_mask)
-        # Deviation from the reference: a non-persistent buffer (moves with .to(), absent from the state dict)
-        # instead of a plain attribute re-cast lazily in forward.
-        self.register_buffer("mask_kernel", torch.ones(mask_kernel_shape, device=device), persistent=False)
+        # The all-ones kernel that sums the mask over each window is made where it is used (`_mask_kernel`), never
+        # stored: a buffer would stay empty on the meta device under `init_empty_weights` and big-model loading,
+        # which never fill non-persistent buffers. (The reference keeps it as a tensor attribute re-cast in forward.)
+        self.mask_kernel_shape = tuple(mask_kernel_shape)
         self.window_size = window_size
         self._ratio_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor, bool]] = {}
 
     def _apply(self, fn, *args, **kwargs):
         self._ratio_cache.clear()  # device/dtype moves make the cached tensors stale
         return super()._apply(fn, *args, **kwargs)
+
+    def _mask_kernel(self, device: torch.device, single_channel: bool = False) -> torch.Tensor:
+        """The fp32 all-ones window-sum kernel on `device`; `single_channel`: one output and one input channel."""
+        shape = (1, 1, *self.mask_kernel_shape[2:]) if single_channel else self.mask_kernel_shape
+        return torch.ones(shape, dtype=torch.float32, device=device)
 
     def _mask_sum(self, mask: torch.Tensor, kernel: torch.Tensor, groups: int) -> torch.Tensor:
         return F.conv2d(mask, kernel, None, self.stride, self.padding, self.dilation, groups)
@@ -62,8 +68,7 @@ class PartialConvMixin:
     def _compute_padding_ratio(self, height: int, width: int, dtype: torch.dtype, device: torch.device):
         # The all-valid mask of any channel count gives the same ratio as a single channel, so one channel suffices.
         ones = torch.ones(1, 1, height, width, dtype=torch.float32, device=device)
-        kernel = self.mask_kernel[:1, :1].to(device=device, dtype=torch.float32)
-        mask_sum = self._mask_sum(ones, kernel, 1)
+        mask_sum = self._mask_sum(ones, self._mask_kernel(device, single_channel=True), 1)
         window = self.kernel_size[0] * self.kernel_size[1]
         return self._ratio_from_sum(mask_sum, window, dtype)
 
@@ -86,7 +91,7 @@ class PartialConvMixin:
     def _masked_ratio(self, mask_in: torch.Tensor, dtype: torch.dtype, reduce_sum=None):
         """(ratio, update_mask) for an explicit mask. `reduce_sum` (optional) completes a window sum computed over
         some of the input channels (a row-parallel convolution all-reduces it over the TP group)."""
-        kernel = self.mask_kernel.to(device=mask_in.device, dtype=torch.float32)
+        kernel = self._mask_kernel(mask_in.device)
         mask_sum = self._mask_sum(mask_in.float(), kernel, self.groups if self.multi_channel else 1)
         if reduce_sum is not None:
             mask_sum = reduce_sum(mask_sum)
@@ -131,9 +136,8 @@ class PartialConv2d(PartialConvMixin, nn.Conv2d):
     in every call. The ratio is computed in fp32 and cast once to the output dtype, so `eps` stays meaningful in
     bf16/fp16.
 
-    The all-ones kernel is a non-persistent buffer (`mask_kernel`): a transformers model that uses this layer must
-    fill it in `_init_weights` (`init.ones_(module.mask_kernel)`), because `from_pretrained` builds the model on
-    the meta device and never loads non-persistent buffers (see `PDResNetPreTrainedModel`).
+    The layer holds no buffers (the all-ones window-sum kernel is made on the input's device when a ratio is
+    computed), so it builds on the meta device and loads like `nn.Conv2d` (`init_empty_weights`, `from_pretrained`).
     """
 
     def __init__(self, *args, multi_channel: bool = False, return_mask: bool = False, **kwargs):
@@ -146,7 +150,7 @@ class PartialConv2d(PartialConvMixin, nn.Conv2d):
         channels = self.in_channels // self.groups if multi_channel else 1
         kernel_shape = (self.out_channels if multi_channel else 1, channels, *self.kernel_size)
         self._init_partial(multi_channel, return_mask, kernel_shape,
-                           channels * self.kernel_size[0] * self.kernel_size[1], device=self.weight.device)
+                           channels * self.kernel_size[0] * self.kernel_size[1])
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", multi_channel={self.multi_channel}, return_mask={self.return_mask}"
@@ -176,14 +180,12 @@ def has_padding(conv: nn.Conv2d) -> bool:
 
 
 def _partial_from_conv(conv: nn.Conv2d) -> PartialConv2d:
-    weight = conv.weight
     with torch.device("meta"):  # skip the weight init: the parameters are taken over below
         new = PartialConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                             padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
                             bias=conv.bias is not None, padding_mode="zeros")
     new.weight = conv.weight
     new.bias = conv.bias
-    new.mask_kernel = torch.ones(new.mask_kernel.shape, dtype=weight.dtype, device=weight.device)
     new.train(conv.training)
     return new
 

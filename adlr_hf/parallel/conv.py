@@ -76,8 +76,7 @@ class _ParallelConv2d(PartialConvMixin, _ParallelModule):
             local_in = in_channels // self.tp_size if self._split_dim_of_weight == 1 else in_channels
             mask_channels = local_in if multi_channel else 1
             window = (in_channels if multi_channel else 1) * self.kernel_size[0] * self.kernel_size[1]
-            self._init_partial(multi_channel, return_mask, (1, mask_channels, *self.kernel_size), window,
-                               device=master_weight.device)
+            self._init_partial(multi_channel, return_mask, (1, mask_channels, *self.kernel_size), window)
         self._set_param("weight", master_weight)
         self._set_param("bias", master_bias if bias else None)
 

@@ -158,12 +158,19 @@ def test_bf16_is_finite_and_close_to_fp32():
     torch.testing.assert_close(auto.float(), full, rtol=3e-2, atol=3e-2)
 
 
-def test_mask_kernel_is_a_non_persistent_buffer_and_state_dict_equals_conv2d():
+def test_state_dict_equals_conv2d_and_a_meta_built_layer_needs_only_its_weights():
     conv = PartialConv2d(3, 4, 3, padding=1)
-    assert set(conv.state_dict()) == {"weight", "bias"}
-    assert "mask_kernel" in dict(conv.named_buffers())
+    assert set(conv.state_dict()) == {"weight", "bias"} and not list(conv.buffers())
     nn.Conv2d(3, 4, 3, padding=1).load_state_dict(conv.state_dict())
-    assert conv.to(torch.float16).mask_kernel.dtype == torch.float16
+    # Built on the meta device (init_empty_weights, from_pretrained), then given its weights: nothing else to fill.
+    with torch.device("meta"):
+        empty = PartialConv2d(3, 4, 3, padding=1, multi_channel=True)
+    empty.load_state_dict(conv.state_dict(), assign=True)
+    x, mask = torch.randn(2, 3, 7, 7), (torch.rand(2, 3, 7, 7) > 0.3).float()
+    reference = PartialConv2d(3, 4, 3, padding=1, multi_channel=True)
+    reference.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(empty(x), reference(x), rtol=0, atol=0)
+    torch.testing.assert_close(empty(x, mask), reference(x, mask), rtol=0, atol=0)
 
 
 def test_gradients_flow_and_inference_mode_cache_does_not_leak_into_training():
@@ -227,7 +234,6 @@ def test_convert_to_partial_padding_swaps_only_padded_zero_convs_and_keeps_the_p
     assert type(model[0]) is PartialConv2d and type(model[3][1]) is PartialConv2d
     assert type(model[2]) is nn.Conv2d and type(model[3][0]) is nn.Conv2d
     assert model[0].weight is weights[0] and model[3][1].weight is weights[1]
-    assert model[0].mask_kernel.eq(1).all() and model[0].mask_kernel.device == weights[0].device
     out = model(x)
     assert out.shape == plain_out.shape and not torch.allclose(out, plain_out)
     # the first layer alone: identical to nn.Conv2d away from the border

@@ -65,8 +65,7 @@ def test_unknown_model_variant(tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags, named", [(["--model", "pd-resnet-tiny"], "PDResNet"),
-                                          (["--task", "emotion-classification"], "emotion-classification")])
+@pytest.mark.parametrize("flags, named", [(["--model", "pd-resnet-tiny"], "PDResNet")])
 def test_activation_checkpointing_on_a_model_without_it(tmp_path, capsys, flags, named):
     out = tmp_path / "run"
     _fails(capsys, [*flags, "--activation-checkpointing", "--out", str(out)], "--activation-checkpointing", named,

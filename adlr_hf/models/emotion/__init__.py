@@ -20,6 +20,7 @@ from .configuration_emotion import EmotionConfig
 from .modeling_emotion import (
     EmotionClassifierHead,
     EmotionClassifierOutput,
+    EmotionModel,
     EmotionPrediction,
     EmotionPreTrainedModel,
     EmotionTransformerForSequenceClassification,
@@ -31,8 +32,10 @@ from .thresholds import apply_thresholds, select_emotions, tune_thresholds
 SPEC = FamilySpec(
     name="emotion",
     config_class=EmotionConfig,
-    # One config, two encoders: a tuple, resolved by the config's `architectures` (set from `encoder_type`).
-    models={"AutoModelForSequenceClassification": (EmotionTransformerForSequenceClassification,
+    # AutoModel: the classifier's encoder alone (either encoder, by `encoder_type`), under the classifiers' names.
+    # One config, two classifiers: a tuple, resolved by the config's `architectures` (set from `encoder_type`).
+    models={"AutoModel": EmotionModel,
+            "AutoModelForSequenceClassification": (EmotionTransformerForSequenceClassification,
                                                    MLSTMForSequenceClassification)},
     default_task="emotion-classification",
     tasks=(EmotionClassificationTask(),),
@@ -52,7 +55,8 @@ SPEC = FamilySpec(
 )
 
 __all__ = [
-    "SPEC", "EmotionClassificationTask", "EmotionClassifierHead", "EmotionClassifierOutput", "EmotionConfig", "EmotionPreTrainedModel",
-    "EmotionPrediction", "EmotionTransformerForSequenceClassification", "MLSTMForSequenceClassification",
+    "SPEC", "EmotionClassificationTask", "EmotionClassifierHead", "EmotionClassifierOutput", "EmotionConfig",
+    "EmotionModel", "EmotionPreTrainedModel", "EmotionPrediction", "EmotionTransformerForSequenceClassification",
+    "MLSTMForSequenceClassification",
     "apply_thresholds", "select_emotions", "tune_thresholds",
 ]

@@ -46,6 +46,8 @@ class EmotionConfig(PretrainedConfig):
     """
 
     model_type = "adlr_emotion"
+    # Auxiliary per-batch losses, not predictions: `Trainer` passes only the logits to `compute_metrics`.
+    keys_to_ignore_at_inference = ["classification_loss", "lm_loss"]
 
     def __init__(
         self,
@@ -122,6 +124,11 @@ class EmotionConfig(PretrainedConfig):
     @property
     def vocab_size(self) -> int:
         return self.encoder_config.vocab_size
+
+    @vocab_size.setter
+    def vocab_size(self, value: int) -> None:
+        # `resize_token_embeddings` writes the new size here; it is the encoder's.
+        self.encoder_config.vocab_size = value
 
     @property
     def max_position_embeddings(self):

@@ -15,6 +15,8 @@ Deviations from the reference:
 
 Tensor parallelism: the transformer encoder follows the Megatron-GPT plan (prefixed with `transformer.`), the LM head
 for the auxiliary loss is vocab-parallel and tied to the embedding, the classifier head stays replicated.
+
+`EmotionModel` (`AutoModel`) is a classifier's encoder alone, under the same parameter names.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from .configuration_emotion import ENCODER_CONFIGS, EmotionConfig
@@ -35,9 +37,9 @@ from .configuration_emotion import ENCODER_CONFIGS, EmotionConfig
 try:  # the encoder families' own classes with adlr_hf installed; a published folder's copies otherwise
     from adlr_hf.models.megatron_gpt.modeling_megatron_gpt import MegatronGPTModel, pool_last_token
     from adlr_hf.models.mlstm.modeling_mlstm import MLSTMModel, shifted_lm_targets
-    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, lm_cross_entropy
+    from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel, lm_cross_entropy
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries these files
-    from .modeling_adlr import TensorParallelMixin, lm_cross_entropy
+    from .modeling_adlr import AdlrPreTrainedModel, lm_cross_entropy
     from .modeling_megatron_gpt import MegatronGPTModel, pool_last_token
     from .modeling_mlstm import MLSTMModel, shifted_lm_targets
 
@@ -51,6 +53,7 @@ class EmotionClassifierOutput(ModelOutput):
     classification_loss: torch.Tensor | None = None
     lm_loss: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -81,13 +84,78 @@ class EmotionClassifierHead(nn.Module):
         return self.layers(features)
 
 
-class EmotionPreTrainedModel(TensorParallelMixin, PreTrainedModel):
+class EmotionPreTrainedModel(AdlrPreTrainedModel):
     config_class = EmotionConfig
     config: EmotionConfig
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True  # the encoders' layers are GradientCheckpointingLayers
     accepts_loss_kwargs = False
+    _no_split_modules = ["MegatronGPTBlock", "MLSTMLayer"]
 
-    # -- pieces the two encoders share ---------------------------------------------------------------------------
+    # -- the encoder (`transformer` or `mlstm`, by `config.encoder_type`) ----------------------------------------
+    def _build_encoder(self, config: EmotionConfig) -> None:
+        if config.encoder_type == "transformer":
+            # The nested encoder config is not one transformers recurses into: it runs the classifier's attention
+            # implementation (`set_attn_implementation` later reaches the encoder as a sub-model).
+            config.encoder_config._attn_implementation_internal = config._attn_implementation
+            self.transformer = MegatronGPTModel(config.encoder_config)
+        else:
+            self.mlstm = MLSTMModel(config.encoder_config)
+
+    def _encoder(self):
+        return self.transformer if self.config.encoder_type == "transformer" else self.mlstm
+
+    def _encode(self, input_ids, attention_mask, position_ids, inputs_embeds, output_attentions,
+                output_hidden_states):
+        """(encoder output, features [B, H]): the top-layer state at the last real token (transformer), or the final
+        cell or hidden state, i.e. the state after the last real byte (mLSTM)."""
+        if self.config.encoder_type == "transformer":
+            outputs = self.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                       inputs_embeds=inputs_embeds, use_cache=False,
+                                       output_attentions=output_attentions,
+                                       output_hidden_states=output_hidden_states, return_dict=True)
+            features = pool_last_token(outputs.last_hidden_state, input_ids, attention_mask, self.config.pad_token_id)
+            return outputs, features
+        outputs = self.mlstm(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                             output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                             return_dict=True)
+        return outputs, outputs.final_cell if self.config.mlstm_features == "cell" else outputs.final_hidden
+
+    def get_input_embeddings(self):
+        return self._encoder().get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self._encoder().set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return getattr(self, "lm_head", None)  # the auxiliary LM loss's output layer (none in EmotionModel)
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """The encoder's own rules (Megatron-LM's: N(0, σ), σ/√(2L) for the residual projections; or the mLSTM's),
+        nn.Linear's for the head."""
+        if self._init_head(module):
+            return
+        if self.config.encoder_type == "mlstm":
+            MLSTMModel._init_weights(self.mlstm, module)
+            return
+        encoder = self.config.encoder_config
+        std = encoder.initializer_range
+        if isinstance(module, nn.Linear):
+            if getattr(module, "_is_residual_projection", False):
+                std = std / math.sqrt(2.0 * encoder.num_layers)
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+    # -- pieces the two classifiers share ------------------------------------------------------------------------
     def _build_head(self, config: EmotionConfig) -> None:
         config.check_thresholds()
         self.num_labels = config.num_labels
@@ -132,7 +200,7 @@ class EmotionPreTrainedModel(TensorParallelMixin, PreTrainedModel):
         was_training = self.training
         self.eval()
         try:
-            logits = self(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+            logits = self(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs).logits
         finally:
             self.train(was_training)
         probabilities = torch.sigmoid(logits.float())
@@ -181,6 +249,7 @@ class EmotionTransformerForSequenceClassification(EmotionPreTrainedModel):
     encoder_type = "transformer"
     base_model_prefix = "transformer"
     _no_split_modules = ["MegatronGPTBlock"]
+    _has_attention = True
     _supports_sdpa = True
     _tied_weights_keys = {"lm_head.weight": "transformer.word_embeddings.weight"}
     _tp_plan = {"lm_head": "vocab_lm_head"}
@@ -190,51 +259,20 @@ class EmotionTransformerForSequenceClassification(EmotionPreTrainedModel):
         if config.encoder_type != "transformer":
             raise ValueError(f"{type(self).__name__} needs encoder_type='transformer', got {config.encoder_type!r}; "
                              "use MLSTMForSequenceClassification for the mLSTM")
-        self.transformer = MegatronGPTModel(config.encoder_config)
+        self._build_encoder(config)
         # The LM's output layer, tied to the embedding: only the auxiliary next-token loss uses it.
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self._build_head(config)
         self.post_init()
 
-    @torch.no_grad()
-    def _init_weights(self, module):
-        """Megatron-LM's rules for the encoder (N(0, σ), σ/√(2L) for the residual projections), nn.Linear's for the
-        head."""
-        if self._init_head(module):
-            return
-        encoder = self.config.encoder_config
-        std = encoder.initializer_range
-        if isinstance(module, nn.Linear):
-            if getattr(module, "_is_residual_projection", False):
-                std = std / math.sqrt(2.0 * encoder.num_layers)
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-
-    def get_input_embeddings(self):
-        return self.transformer.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.transformer.word_embeddings = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head = new_embeddings
-
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                output_hidden_states=None, return_dict=True, **kwargs):
+                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
         """`labels`: multi-hot float vectors [B, num_labels]. The auxiliary LM loss needs `input_ids`."""
-        outputs = self.transformer(input_ids, attention_mask, position_ids, None, inputs_embeds, False,
-                                   output_hidden_states)
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs, pooled = self._encode(input_ids, attention_mask, position_ids, inputs_embeds, output_attentions,
+                                       output_hidden_states)
         hidden = outputs.last_hidden_state
-        pooled = pool_last_token(hidden, input_ids, attention_mask, self.config.pad_token_id)
         logits = self.classifier(pooled)
         loss = classification = lm_loss = None
         if labels is not None:
@@ -245,7 +283,7 @@ class EmotionTransformerForSequenceClassification(EmotionPreTrainedModel):
                 lm_loss = lm_cross_entropy(self.lm_head(hidden), targets, head=self.lm_head)
             loss, classification = self._loss(logits, labels, lm_loss)
         out = EmotionClassifierOutput(loss=loss, logits=logits, classification_loss=classification, lm_loss=lm_loss,
-                                      hidden_states=outputs.hidden_states)
+                                      hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return out if return_dict else out.to_tuple()
 
 
@@ -262,28 +300,18 @@ class MLSTMForSequenceClassification(EmotionPreTrainedModel):
         if config.encoder_type != "mlstm":
             raise ValueError(f"{type(self).__name__} needs encoder_type='mlstm', got {config.encoder_type!r}; "
                              "use EmotionTransformerForSequenceClassification for the transformer")
-        self.mlstm = MLSTMModel(config.encoder_config)
+        self._build_encoder(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)  # the LM's decoder, for the auxiliary loss
         self.lm_head._is_lm_decoder = True
         self._build_head(config)
         self.post_init()
 
-    @torch.no_grad()
-    def _init_weights(self, module):
-        if self._init_head(module):
-            return
-        MLSTMModel._init_weights(self.mlstm, module)
-
-    def get_input_embeddings(self):
-        return self.mlstm.embedding
-
-    def set_input_embeddings(self, value):
-        self.mlstm.embedding = value
-
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, output_hidden_states=None,
-                return_dict=True, **kwargs):
-        outputs = self.mlstm(input_ids, attention_mask, inputs_embeds, output_hidden_states)
-        features = outputs.final_cell if self.config.mlstm_features == "cell" else outputs.final_hidden
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs, features = self._encode(input_ids, attention_mask, None, inputs_embeds, output_attentions,
+                                         output_hidden_states)
         logits = self.classifier(features)
         loss = classification = lm_loss = None
         if labels is not None:
@@ -296,4 +324,34 @@ class MLSTMForSequenceClassification(EmotionPreTrainedModel):
             loss, classification = self._loss(logits, labels, lm_loss)
         out = EmotionClassifierOutput(loss=loss, logits=logits, classification_loss=classification, lm_loss=lm_loss,
                                       hidden_states=outputs.hidden_states)
+        return out if return_dict else out.to_tuple()
+
+
+class EmotionModel(EmotionPreTrainedModel):
+    """A classifier's pre-trained encoder alone (`AutoModel`): the Megatron-GPT transformer or the mLSTM, by
+    `config.encoder_type`, under the classifiers' parameter names (`transformer.*` / `mlstm.*`), so
+    `AutoModel.from_pretrained(classifier_folder)` loads the fine-tuned encoder without the heads.
+
+    `last_hidden_state` [B, T, H] is the encoder's top layer at every position; `pooler_output` [B, H] the features
+    the classifier's head reads (the state at the last real token; the mLSTM's final cell or hidden state).
+    """
+
+    base_model_prefix = "transformer"  # the transformer encoder's TP plan applies under `transformer.`
+    _has_attention = True
+    _supports_sdpa = True
+
+    def __init__(self, config: EmotionConfig):
+        super().__init__(config)
+        self._build_encoder(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs, features = self._encode(input_ids, attention_mask, position_ids, inputs_embeds, output_attentions,
+                                         output_hidden_states)
+        out = BaseModelOutputWithPooling(last_hidden_state=outputs.last_hidden_state, pooler_output=features,
+                                         hidden_states=outputs.hidden_states,
+                                         attentions=getattr(outputs, "attentions", None))
         return out if return_dict else out.to_tuple()

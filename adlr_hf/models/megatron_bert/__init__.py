@@ -4,7 +4,7 @@ tensor parallelism and the paper's pre-LN block ordering (post-LN as an option).
 from ...family import CardFacts, Converter, FamilySpec
 from ..megatron_common.family_facts import MEGATRON_CONVERTER_OPTIONS, MEGATRON_LM
 from ..megatron_common.family_facts import megatron_variant as _bert
-from .configuration_megatron_bert import MegatronBertConfig
+from .configuration_megatron_bert import AdlrMegatronBertConfig
 from .modeling_megatron_bert import (
     MegatronBertForMaskedLM,
     MegatronBertForPreTraining,
@@ -17,7 +17,7 @@ from .modeling_megatron_bert import (
 
 SPEC = FamilySpec(
     name="megatron_bert",
-    config_class=MegatronBertConfig,
+    config_class=AdlrMegatronBertConfig,
     models={"AutoModel": MegatronBertModel, "AutoModelForMaskedLM": MegatronBertForMaskedLM,
             "AutoModelForPreTraining": MegatronBertForPreTraining,
             "AutoModelForSequenceClassification": MegatronBertForSequenceClassification},
@@ -47,6 +47,6 @@ SPEC = FamilySpec(
 )
 
 __all__ = [
-    "SPEC", "MegatronBertConfig", "MegatronBertForMaskedLM", "MegatronBertForPreTraining",
+    "SPEC", "AdlrMegatronBertConfig", "MegatronBertForMaskedLM", "MegatronBertForPreTraining",
     "MegatronBertForSequenceClassification", "MegatronBertModel", "MegatronBertPreTrainedModel",
 ]

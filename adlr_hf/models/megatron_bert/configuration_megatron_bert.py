@@ -3,8 +3,12 @@
 from transformers import PretrainedConfig
 
 
-class MegatronBertConfig(PretrainedConfig):
+class AdlrMegatronBertConfig(PretrainedConfig):
     """BERT encoder with Megatron's tensor-parallel plan.
+
+    Named with the `Adlr` prefix because transformers' Auto classes look a config up by its class name when they do
+    not know the class (a published folder loaded with `trust_remote_code=True`): under transformers' own name
+    `AdlrMegatronBertConfig` they would build transformers' Megatron-BERT for it.
 
     `layernorm_position="pre"` is the paper's reordering (LN at each sublayer's input, a final LN), which lets BERT
     scale past BERT-large; `"post"` is the original BERT residual (LN after each residual add, LN on the
@@ -14,6 +18,8 @@ class MegatronBertConfig(PretrainedConfig):
     """
 
     model_type = "adlr_megatron_bert"
+    # Per-batch scalars, not per-example predictions: `Trainer` passes only the logits to `compute_metrics`.
+    keys_to_ignore_at_inference = ["mlm_loss", "sop_loss"]
     base_model_tp_plan = {
         "word_embeddings": "embedding_rowwise",
         "layers.*.attention.query_key_value": "qkv_colwise",

@@ -68,7 +68,7 @@ from ..megatron_common.checkpoints import (
     token_id_within,
     unify_dtype,
 )
-from .configuration_megatron_bert import MegatronBertConfig
+from .configuration_megatron_bert import AdlrMegatronBertConfig
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ _LAYER_MODULES = ("input_layernorm", "attention.query_key_value", "attention.den
                   "mlp.dense_h_to_4h", "mlp.dense_4h_to_h")
 
 
-def _save_folder(out: Path, config: MegatronBertConfig, state: dict[str, torch.Tensor], tokenizer,
+def _save_folder(out: Path, config: AdlrMegatronBertConfig, state: dict[str, torch.Tensor], tokenizer,
                  extra_files: dict[str, Path]) -> Path:
     from .modeling_megatron_bert import MegatronBertForMaskedLM, MegatronBertForPreTraining
 
@@ -121,7 +121,7 @@ _HF_KEYS = {
 _HF_BUFFERS = ("bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
 
 
-def _bert_config(src: Path) -> MegatronBertConfig:
+def _bert_config(src: Path) -> AdlrMegatronBertConfig:
     from transformers import BertConfig
     from transformers.activations import ACT2FN
 
@@ -147,7 +147,7 @@ def _bert_config(src: Path) -> MegatronBertConfig:
     if not isinstance(bert.hidden_act, str) or bert.hidden_act not in ACT2FN:
         raise ValueError(f"hidden_act={bert.hidden_act!r} is not a transformers activation name; supported: "
                          f"{sorted(ACT2FN)}.")
-    return MegatronBertConfig(
+    return AdlrMegatronBertConfig(
         vocab_size=bert.vocab_size, hidden_size=bert.hidden_size, num_layers=bert.num_hidden_layers,
         num_attention_heads=bert.num_attention_heads, ffn_hidden_size=bert.intermediate_size,
         max_position_embeddings=bert.max_position_embeddings, type_vocab_size=bert.type_vocab_size,
@@ -397,7 +397,7 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
         logger.info("the checkpoint's MLP uses %s (fused bias-GeLU) and its LM head %s; both are kept.", hidden_act,
                     head_act)
     pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
-    config = MegatronBertConfig(
+    config = AdlrMegatronBertConfig(
         vocab_size=vocab_size, hidden_size=hidden, num_layers=len(layers), num_attention_heads=heads,
         ffn_hidden_size=ffn, max_position_embeddings=max_pos,
         type_vocab_size=state["bert.tokentype_embeddings.weight"].shape[0], hidden_act=hidden_act,

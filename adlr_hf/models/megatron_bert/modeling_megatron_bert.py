@@ -16,43 +16,39 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
-from .configuration_megatron_bert import MegatronBertConfig
+from .configuration_megatron_bert import AdlrMegatronBertConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
+    from adlr_hf.models.shared.modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
-    from .modeling_adlr import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
+    from .modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
 
 
-class MegatronBertAttention(nn.Module):
-    """Bidirectional self-attention with a fused [Q; K; V] projection and SDPA."""
+class MegatronBertAttention(AdlrAttention):
+    """Bidirectional self-attention with a fused [Q; K; V] projection; the attention itself is the config's
+    implementation (SDPA by default). Returns (output, attention probabilities or None)."""
 
-    def __init__(self, config: MegatronBertConfig):
-        super().__init__()
-        self.head_dim = config.head_dim
+    def __init__(self, config: AdlrMegatronBertConfig):
+        super().__init__(config)
         self.query_key_value = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.attention_dropout = config.attention_dropout
 
     def forward(self, hidden, attn_bias=None):
         batch, length, _ = hidden.shape
         query, key, value = self.query_key_value(hidden).chunk(3, dim=-1)
         query, key, value = (t.view(batch, length, -1, self.head_dim).transpose(1, 2) for t in (query, key, value))
-        dropout = self.attention_dropout if self.training else 0.0
-        with tp_rng_fork():  # dropout on this rank's heads: per-TP-rank stream
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_bias, dropout_p=dropout)
-        return self.dense(context.transpose(1, 2).reshape(batch, length, -1))
+        context, probabilities = self.attend(query, key, value, attn_bias, is_causal=False)
+        return self.dense(context), probabilities
 
 
 class MegatronBertMLP(nn.Module):
-    def __init__(self, config: MegatronBertConfig):
+    def __init__(self, config: AdlrMegatronBertConfig):
         super().__init__()
         self.dense_h_to_4h = nn.Linear(config.hidden_size, config.ffn_hidden_size)
         self.act = ACT2FN[config.hidden_act]
@@ -66,7 +62,7 @@ class MegatronBertLayer(GradientCheckpointingLayer):
     """Pre-LN: x + Attn(LN(x)), then + MLP(LN(·)). Post-LN (original BERT): LN(x + Attn(x)), then LN(· + MLP(·)).
     `activation_checkpointing_enable()` recomputes it in backward (Megatron's `--checkpoint-activations`)."""
 
-    def __init__(self, config: MegatronBertConfig):
+    def __init__(self, config: AdlrMegatronBertConfig):
         super().__init__()
         self.pre_ln = config.layernorm_position == "pre"
         self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
@@ -76,19 +72,23 @@ class MegatronBertLayer(GradientCheckpointingLayer):
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, hidden, attn_bias=None):
+        """Returns (hidden, attention probabilities or None)."""
         if self.pre_ln:
-            hidden = hidden + self.hidden_dropout(self.attention(self.input_layernorm(hidden), attn_bias))
-            return hidden + self.hidden_dropout(self.mlp(self.post_attention_layernorm(hidden)))
+            attended, probabilities = self.attention(self.input_layernorm(hidden), attn_bias)
+            hidden = hidden + self.hidden_dropout(attended)
+            return hidden + self.hidden_dropout(self.mlp(self.post_attention_layernorm(hidden))), probabilities
         # Post-LN: `input_layernorm` follows the attention residual, `post_attention_layernorm` the MLP residual.
-        hidden = self.input_layernorm(hidden + self.hidden_dropout(self.attention(hidden, attn_bias)))
-        return self.post_attention_layernorm(hidden + self.hidden_dropout(self.mlp(hidden)))
+        attended, probabilities = self.attention(hidden, attn_bias)
+        hidden = self.input_layernorm(hidden + self.hidden_dropout(attended))
+        return self.post_attention_layernorm(hidden + self.hidden_dropout(self.mlp(hidden))), probabilities
 
 
-class MegatronBertPreTrainedModel(TensorParallelMixin, PreTrainedModel):
-    config_class = MegatronBertConfig
-    config: MegatronBertConfig
+class MegatronBertPreTrainedModel(AdlrPreTrainedModel):
+    config_class = AdlrMegatronBertConfig
+    config: AdlrMegatronBertConfig
     base_model_prefix = "bert"
     _no_split_modules = ["MegatronBertLayer"]
+    _has_attention = True
     _supports_sdpa = True
     supports_gradient_checkpointing = True
 
@@ -117,7 +117,7 @@ def _padding_bias(attention_mask, dtype):
 
 
 class MegatronBertModel(MegatronBertPreTrainedModel):
-    def __init__(self, config: MegatronBertConfig, add_pooling_layer: bool = True):
+    def __init__(self, config: AdlrMegatronBertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
@@ -141,7 +141,9 @@ class MegatronBertModel(MegatronBertPreTrainedModel):
         self.word_embeddings = value
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, output_hidden_states=None, return_dict=True, **kwargs):
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -159,25 +161,28 @@ class MegatronBertModel(MegatronBertPreTrainedModel):
             hidden = self.embedding_layernorm(hidden)
         hidden = self.embedding_dropout(hidden)
         attn_bias = _padding_bias(attention_mask, hidden.dtype)
-        all_hidden = []
+        all_hidden, all_attentions = [], []
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden.append(hidden)
-            hidden = layer(hidden, attn_bias)
+            hidden, probabilities = layer(hidden, attn_bias)
+            if output_attentions:
+                all_attentions.append(probabilities)
         if self.final_layernorm is not None:
             hidden = self.final_layernorm(hidden)
         if output_hidden_states:
             all_hidden.append(hidden)
         pooled = torch.tanh(self.pooler(hidden[:, 0])) if self.pooler is not None else None
         out = BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled,
-                                         hidden_states=tuple(all_hidden) if output_hidden_states else None)
+                                         hidden_states=tuple(all_hidden) if output_hidden_states else None,
+                                         attentions=tuple(all_attentions) if output_attentions else None)
         return out if return_dict else out.to_tuple()
 
 
 class MegatronBertLMHead(nn.Module):
     """dense → activation → LN → decoder tied to the word embeddings, plus a per-token bias."""
 
-    def __init__(self, config: MegatronBertConfig):
+    def __init__(self, config: AdlrMegatronBertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = ACT2FN[config.head_hidden_act or config.hidden_act]
@@ -196,6 +201,7 @@ class MegatronBertForPreTrainingOutput(ModelOutput):
     logits: torch.Tensor | None = None
     sop_logits: torch.Tensor | None = None
     hidden_states: tuple | None = None
+    attentions: tuple | None = None
 
 
 class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
@@ -203,7 +209,7 @@ class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
     _tp_plan = {"lm_head.decoder": "vocab_lm_head"}
     accepts_loss_kwargs = False
 
-    def __init__(self, config: MegatronBertConfig):
+    def __init__(self, config: AdlrMegatronBertConfig):
         super().__init__(config)
         self.bert = MegatronBertModel(config, add_pooling_layer=False)
         self.lm_head = MegatronBertLMHead(config)
@@ -216,16 +222,22 @@ class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
         self.lm_head.decoder = new_embeddings
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_hidden_states=None, return_dict=True, **kwargs):
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs):
         """`labels`: token ids at masked positions and -100 elsewhere (no shift). Under TP>1 in training mode the
         returned logits are this rank's vocabulary slice; in eval mode they cover the whole vocabulary."""
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states)
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds,
+                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                            return_dict=True)
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
         if labels is not None:
             loss = lm_cross_entropy(logits, labels.to(logits.device), head=self.lm_head.decoder)
-        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        out = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                             attentions=outputs.attentions)
         return out if return_dict else out.to_tuple()
 
 
@@ -236,7 +248,7 @@ class MegatronBertForPreTraining(MegatronBertPreTrainedModel):
     _tp_plan = {"lm_head.decoder": "vocab_lm_head"}
     accepts_loss_kwargs = False
 
-    def __init__(self, config: MegatronBertConfig):
+    def __init__(self, config: AdlrMegatronBertConfig):
         super().__init__(config)
         self.bert = MegatronBertModel(config, add_pooling_layer=True)
         self.lm_head = MegatronBertLMHead(config)
@@ -250,11 +262,15 @@ class MegatronBertForPreTraining(MegatronBertPreTrainedModel):
         self.lm_head.decoder = new_embeddings
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, sentence_order_label=None, output_hidden_states=None,
-                return_dict=True, **kwargs):
+                inputs_embeds=None, labels=None, sentence_order_label=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs):
         """`labels`: MLM targets (-100 where not masked); `sentence_order_label`: 0 in order, 1 swapped."""
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states)
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds,
+                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                            return_dict=True)
         logits = self.lm_head(outputs.last_hidden_state)
         sop_logits = self.binary_head(outputs.pooler_output)
         mlm_loss = sop_loss = loss = None
@@ -265,7 +281,8 @@ class MegatronBertForPreTraining(MegatronBertPreTrainedModel):
             sop_loss = F.cross_entropy(sop_logits, sentence_order_label.view(-1))
             loss = sop_loss if loss is None else loss + sop_loss
         out = MegatronBertForPreTrainingOutput(loss=loss, mlm_loss=mlm_loss, sop_loss=sop_loss, logits=logits,
-                                               sop_logits=sop_logits, hidden_states=outputs.hidden_states)
+                                               sop_logits=sop_logits, hidden_states=outputs.hidden_states,
+                                               attentions=outputs.attentions)
         return out if return_dict else out.to_tuple()
 
 
@@ -274,7 +291,7 @@ class MegatronBertForSequenceClassification(MegatronBertPreTrainedModel):
 
     accepts_loss_kwargs = False
 
-    def __init__(self, config: MegatronBertConfig):
+    def __init__(self, config: AdlrMegatronBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = MegatronBertModel(config, add_pooling_layer=True)
@@ -283,11 +300,17 @@ class MegatronBertForSequenceClassification(MegatronBertPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_hidden_states=None, return_dict=True, **kwargs):
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states)
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds,
+                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                            return_dict=True)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         # transformers' ForSequenceClassification loss: regression / single-label / multi-label by problem_type.
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                       attentions=outputs.attentions)
         return out if return_dict else out.to_tuple()

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
@@ -29,22 +29,21 @@ from transformers.modeling_outputs import (
 from .configuration_megatron_gpt import MegatronGPTConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
+    from adlr_hf.models.shared.modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
-    from .modeling_adlr import TensorParallelMixin, lm_cross_entropy, tp_rng_fork
+    from .modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
 
 
-class MegatronGPTAttention(nn.Module):
-    """Causal self-attention with a fused [Q; K; V] projection (Megatron's `query_key_value`) and SDPA."""
+class MegatronGPTAttention(AdlrAttention):
+    """Causal self-attention with a fused [Q; K; V] projection (Megatron's `query_key_value`); the attention itself
+    is the config's implementation (SDPA by default). Returns (output, attention probabilities or None)."""
 
     def __init__(self, config: MegatronGPTConfig, layer_idx: int):
-        super().__init__()
+        super().__init__(config)
         self.layer_idx = layer_idx
-        self.head_dim = config.head_dim
         self.query_key_value = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.dense._is_residual_projection = True
-        self.attention_dropout = config.attention_dropout
 
     def forward(self, hidden, attn_mask=None, cache: Cache | None = None):
         batch, length, _ = hidden.shape
@@ -53,14 +52,10 @@ class MegatronGPTAttention(nn.Module):
         query, key, value = (t.view(batch, length, -1, self.head_dim).transpose(1, 2) for t in (query, key, value))
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
-        dropout = self.attention_dropout if self.training else 0.0
-        # Without an explicit mask and without past keys the causal mask is SDPA's own (fastest path).
+        # Without an explicit mask and without past keys the causal mask is the kernel's own (SDPA's fastest path).
         is_causal = attn_mask is None and key.shape[2] == length and length > 1
-        with tp_rng_fork():  # attention-prob dropout acts on this rank's heads: per-TP-rank stream
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout,
-                                                     is_causal=is_causal)
-        context = context.transpose(1, 2).reshape(batch, length, -1)
-        return self.dense(context)
+        context, probabilities = self.attend(query, key, value, attn_mask, is_causal)
+        return self.dense(context), probabilities
 
 
 class MegatronGPTMLP(nn.Module):
@@ -88,16 +83,19 @@ class MegatronGPTBlock(GradientCheckpointingLayer):
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, hidden, attn_mask=None, cache=None):
-        hidden = hidden + self.hidden_dropout(self.self_attention(self.input_layernorm(hidden), attn_mask, cache))
-        return hidden + self.hidden_dropout(self.mlp(self.post_attention_layernorm(hidden)))
+        """Returns (hidden, attention probabilities or None)."""
+        attended, probabilities = self.self_attention(self.input_layernorm(hidden), attn_mask, cache)
+        hidden = hidden + self.hidden_dropout(attended)
+        return hidden + self.hidden_dropout(self.mlp(self.post_attention_layernorm(hidden))), probabilities
 
 
-class MegatronGPTPreTrainedModel(TensorParallelMixin, PreTrainedModel):
+class MegatronGPTPreTrainedModel(AdlrPreTrainedModel):
     config_class = MegatronGPTConfig
     config: MegatronGPTConfig
     base_model_prefix = "transformer"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MegatronGPTBlock"]
+    _has_attention = True
     _supports_sdpa = True
     _keys_to_ignore_on_load_unexpected = [r"\.masked_bias$", r"\.attn\.bias$"]
 
@@ -175,7 +173,10 @@ class MegatronGPTModel(MegatronGPTPreTrainedModel):
         self.word_embeddings = value
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
-                use_cache=None, output_hidden_states=None, return_dict=True, past_key_values=None, **kwargs):
+                use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                past_key_values=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         cache = cache if cache is not None else past_key_values
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -202,16 +203,19 @@ class MegatronGPTModel(MegatronGPTPreTrainedModel):
         if cache is not None and cache.is_compileable:  # a static cache returns its whole preallocated length
             key_length = cache.get_mask_sizes(length, 0)[0]
         attn_mask = _attention_bias(attention_mask, past, length, key_length, hidden.dtype, hidden.device)
-        all_hidden = []
+        all_hidden, all_attentions = [], []
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden.append(hidden)
-            hidden = layer(hidden, attn_mask, cache)
+            hidden, probabilities = layer(hidden, attn_mask, cache)
+            if output_attentions:
+                all_attentions.append(probabilities)
         hidden = self.final_layernorm(hidden)
         if output_hidden_states:
             all_hidden.append(hidden)
         out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache,
-                                      hidden_states=tuple(all_hidden) if output_hidden_states else None)
+                                      hidden_states=tuple(all_hidden) if output_hidden_states else None,
+                                      attentions=tuple(all_attentions) if output_attentions else None)
         return out if return_dict else out.to_tuple()
 
 
@@ -273,15 +277,19 @@ class MegatronGPTForCausalLM(MegatronGPTPreTrainedModel, GenerationMixin):
         return super().train(mode)
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None,
-                labels=None, use_cache=None, output_hidden_states=None, return_dict=True, logits_to_keep=0,
-                past_key_values=None, **kwargs):
+                labels=None, use_cache=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                logits_to_keep=0, past_key_values=None, **kwargs):
         """`labels` are the input ids (shifted inside, as in GPT-2); -100 marks positions to ignore.
 
         In training mode under TP>1 the returned `logits` are this rank's vocabulary slice (the loss never gathers
         them); in eval mode they cover the whole vocabulary at any TP degree.
         """
-        outputs = self.transformer(input_ids, attention_mask, position_ids, cache if cache is not None else
-                                   past_key_values, inputs_embeds, use_cache, output_hidden_states)
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                   cache=cache if cache is not None else past_key_values, inputs_embeds=inputs_embeds,
+                                   use_cache=use_cache, output_attentions=output_attentions,
+                                   output_hidden_states=output_hidden_states, return_dict=True)
         hidden = outputs.last_hidden_state
         if logits_to_keep and labels is None:
             hidden = hidden[:, -logits_to_keep:]
@@ -293,7 +301,7 @@ class MegatronGPTForCausalLM(MegatronGPTPreTrainedModel, GenerationMixin):
             labels = F.pad(labels[:, 1:].to(logits.device), (0, 1), value=-100)
             loss = lm_cross_entropy(logits, labels, head=self.lm_head)
         out = CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
-                                     hidden_states=outputs.hidden_states)
+                                     hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return out if return_dict else out.to_tuple()
 
 
@@ -331,12 +339,16 @@ class MegatronGPTForSequenceClassification(MegatronGPTPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                output_hidden_states=None, return_dict=True, **kwargs):
-        outputs = self.transformer(input_ids, attention_mask, position_ids, None, inputs_embeds, False,
-                                   output_hidden_states)
+                output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.transformer(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                   inputs_embeds=inputs_embeds, use_cache=False, output_attentions=output_attentions,
+                                   output_hidden_states=output_hidden_states, return_dict=True)
         pooled = pool_last_token(outputs.last_hidden_state, input_ids, attention_mask, self.config.pad_token_id)
         logits = self.score(pooled)
         # transformers' ForSequenceClassification loss: regression / single-label / multi-label by problem_type.
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        out = SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                               attentions=outputs.attentions)
         return out if return_dict else out.to_tuple()

@@ -41,7 +41,8 @@ SPEC = FamilySpec(
         tags=("mlstm", "character-level", "causal-lm"),
         limitations=("A small byte-level language model; its samples are not useful text.",)),
     unsupported={"tensor_parallel": "the recurrence runs on one process (no TP plan)",
-                 "output_attentions": "a recurrent model has no attention"},
+                 "output_attentions": "a recurrent model has no attention",
+                 "pipeline": "no text-generation: generate() needs a recurrent-state cache the mLSTM does not keep"},
 )
 
 __all__ = ["SPEC", "MLSTMByteTokenizer", "MLSTMConfig", "MLSTMForCausalLM", "MLSTMLayer", "MLSTMModel",

@@ -27,16 +27,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutput
 from transformers.utils import ModelOutput
 
 from .configuration_mlstm import MLSTMConfig
+
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin
+    from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
-    from .modeling_adlr import TensorParallelMixin
+    from .modeling_adlr import AdlrPreTrainedModel
 
 
 def shifted_lm_targets(labels: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -62,9 +63,10 @@ class MLSTMModelOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class MLSTMLayer(nn.Module):
+class MLSTMLayer(GradientCheckpointingLayer):
     """One mLSTM layer. Parameter names follow the reference cell: `input_proj` = (w_ih, b_ih), `hidden_proj` =
-    (w_hh, b_hh) acting on m_t, `mult_input` = w_mih, `mult_hidden` = w_mhh."""
+    (w_hh, b_hh) acting on m_t, `mult_input` = w_mih, `mult_hidden` = w_mhh. With activation checkpointing the
+    layer keeps only its input and recomputes its recurrence in backward."""
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -100,12 +102,12 @@ class MLSTMLayer(nn.Module):
         return torch.stack(hs, 1), torch.stack(cs, 1)
 
 
-class MLSTMPreTrainedModel(TensorParallelMixin, PreTrainedModel):
+class MLSTMPreTrainedModel(AdlrPreTrainedModel):
     config_class = MLSTMConfig
     config: MLSTMConfig
     base_model_prefix = "mlstm"
     _no_split_modules = ["MLSTMLayer"]
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -144,8 +146,10 @@ class MLSTMModel(MLSTMPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embedding = value
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_hidden_states=None,
-                return_dict=True, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -180,13 +184,22 @@ class MLSTMForCausalLM(MLSTMPreTrainedModel):
     def get_output_embeddings(self):
         return self.lm_head
 
+    def generate(self, *args, **kwargs):
+        # transformers' generate() feeds only the new tokens after the first step, expecting a cache; the mLSTM
+        # keeps no recurrent-state cache, so it would continue from the zero state and produce wrong bytes.
+        raise NotImplementedError(f"{type(self).__name__} has no generation support (no recurrent-state cache for "
+                                  "generate()); score text with forward(), or sample byte by byte from its logits")
+
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, output_hidden_states=None,
-                return_dict=True, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None, **kwargs):
         """`labels` are the input ids (shifted inside, GPT-2 style); -100 and padding positions are ignored."""
-        outputs = self.mlstm(input_ids, attention_mask, inputs_embeds, output_hidden_states)
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.mlstm(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                             output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.lm_head(self.output_dropout(outputs.last_hidden_state))
         loss = None
         if labels is not None:

@@ -86,6 +86,9 @@ SPEC = FamilySpec(
         tags=("resnet", "vgg", "partial-convolution", "tensor-parallelism"),
         limitations=("An image classifier only knows the classes it was trained on; out-of-distribution images "
                      "still get one of them, often with high confidence.",)),
+    unsupported={"output_attentions": "a convolutional network has no attention",
+                 "resize_token_embeddings": "an image model has no token embeddings",
+                 "gradient_checkpointing": "recomputing a block would update its BatchNorm running statistics twice"},
 )
 
 __all__ = [

@@ -174,12 +174,8 @@ def _fitted_model(config: PDResNetConfig, state: dict[str, torch.Tensor], path: 
     for key in expected:  # pre-0.4.1 BN has no counter
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.tensor(0, dtype=torch.long)
-    model = fitted_model(PDResNetForImageClassification, config, state,
-                         f"{str(path)!r} ({config.arch}, {config.padding_mode} padding)")
-    for module in model.modules():  # non-persistent buffers are not in the state dict: materialise them
-        if getattr(module, "mask_kernel", None) is not None and module.mask_kernel.is_meta:
-            module.mask_kernel = torch.ones(module.mask_kernel.shape)
-    return model
+    return fitted_model(PDResNetForImageClassification, config, state,
+                        f"{str(path)!r} ({config.arch}, {config.padding_mode} padding)")
 
 
 def _convert(src, out, arch, padding_mode, overwrite: bool, default_padding: str) -> Path:

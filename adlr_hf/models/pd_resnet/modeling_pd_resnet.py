@@ -19,7 +19,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutput
 
@@ -31,9 +30,9 @@ except ImportError:  # pragma: no cover - a remote-code copy: the published fold
     from .partial_conv import PartialConv2d
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.shared.modeling_adlr import TensorParallelMixin, tp_rng_fork
+    from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel, tp_rng_fork
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
-    from .modeling_adlr import TensorParallelMixin, tp_rng_fork
+    from .modeling_adlr import AdlrPreTrainedModel, tp_rng_fork
 
 
 def pd_conv(config: PDResNetConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -151,7 +150,7 @@ class PDVGGClassifier(nn.Sequential):
         return x
 
 
-class PDResNetPreTrainedModel(TensorParallelMixin, PreTrainedModel):
+class PDResNetPreTrainedModel(AdlrPreTrainedModel):
     config_class = PDResNetConfig
     config: PDResNetConfig
     base_model_prefix = "model"
@@ -168,8 +167,6 @@ class PDResNetPreTrainedModel(TensorParallelMixin, PreTrainedModel):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 init.zeros_(module.bias)
-            if isinstance(module, PartialConv2d):  # non-persistent: never loaded, so filled here after meta init
-                init.ones_(module.mask_kernel)
         elif isinstance(module, nn.BatchNorm2d):
             if self.config.zero_init_residual and getattr(module, "_is_residual_last_bn", False):
                 init.zeros_(module.weight)
@@ -240,13 +237,13 @@ class PDResNetModel(PDResNetPreTrainedModel):
             for index in range(len(self.config.stage_depths)):
                 yield [getattr(self, f"layer{index + 1}")]
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None, return_dict: bool = True,
-                **kwargs):
+    def forward(self, pixel_values: torch.Tensor, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs):
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
         if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; expected (batch, "
                              f"{self.config.num_channels}, height, width)")
-        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None \
-            else output_hidden_states
         hidden, all_hidden = pixel_values, []
         for stage in self._stages():
             for layer in stage:
@@ -280,11 +277,14 @@ class PDResNetForImageClassification(PDResNetPreTrainedModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, return_dict: bool = True, **kwargs):
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs):
         """`labels`: class ids (N,) for single-label classification (cross entropy), floats (N, num_labels) for
         multi-label (BCE), or (N,) floats with num_labels=1 for regression (MSE); `config.problem_type` decides
         when set."""
-        outputs = self.model(pixel_values, output_hidden_states=output_hidden_states)
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.model(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         head = self.classifier if self.config.is_vgg else self.fc
         logits = head(outputs.pooler_output)
         loss = None

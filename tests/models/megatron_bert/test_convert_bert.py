@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 import adlr_hf  # noqa: F401 - registers the Auto classes
-from adlr_hf import MegatronBertConfig, MegatronBertForMaskedLM, MegatronBertForPreTraining
+from adlr_hf import AdlrMegatronBertConfig, MegatronBertForMaskedLM, MegatronBertForPreTraining
 from adlr_hf.cli import main as cli_main
 from adlr_hf.models.megatron_bert.convert_megatron_bert import convert_bert_hf, convert_megatron_bert
 
@@ -294,7 +294,7 @@ def _padded(vocab: int, tp: int) -> int:
 
 def _reference(full: dict, vocab: int, binary_head: bool = True, hidden_act: str = "gelu", head_hidden_act=None):
     """Our pre-LN model built directly from the test's unsplit weights (padding cut off here)."""
-    config = MegatronBertConfig(vocab_size=vocab, hidden_size=HIDDEN, num_layers=LAYERS, num_attention_heads=HEADS,
+    config = AdlrMegatronBertConfig(vocab_size=vocab, hidden_size=HIDDEN, num_layers=LAYERS, num_attention_heads=HEADS,
                                 ffn_hidden_size=FFN, max_position_embeddings=POSITIONS,
                                 type_vocab_size=2 if binary_head else 1, hidden_dropout=0.0, attention_dropout=0.0,
                                 layer_norm_epsilon=1e-5, layernorm_position="pre", hidden_act=hidden_act,

@@ -9,7 +9,7 @@ from dist_utils import assert_close, run_ranks
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 
 import adlr_hf  # noqa: F401 - registers the Auto classes
-from adlr_hf import MegatronBertConfig, MegatronBertForMaskedLM, MegatronBertForPreTraining, get_config
+from adlr_hf import AdlrMegatronBertConfig, MegatronBertForMaskedLM, MegatronBertForPreTraining, get_config
 from remote_code import run_without_adlr_hf
 
 VOCAB = 1000  # not a multiple of 128 x 2, so the vocab padding is exercised under TP
@@ -66,14 +66,14 @@ def test_pre_and_post_ln_structure_and_layer_math():
     x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(2))
     for model, formula in ((pre, "pre"), (post, "post")):
         layer = model.bert.layers[0]
-        with torch.no_grad():
+        with torch.no_grad():  # layer and attention return (output, attention probabilities or None)
             if formula == "pre":  # x + Attn(LN(x)), then + MLP(LN(.))
-                h = x + layer.attention(layer.input_layernorm(x))
+                h = x + layer.attention(layer.input_layernorm(x))[0]
                 expected = h + layer.mlp(layer.post_attention_layernorm(h))
             else:  # LN(x + Attn(x)), then LN(. + MLP(.))
-                h = layer.input_layernorm(x + layer.attention(x))
+                h = layer.input_layernorm(x + layer.attention(x)[0])
                 expected = layer.post_attention_layernorm(h + layer.mlp(h))
-            torch.testing.assert_close(layer(x), expected)
+            torch.testing.assert_close(layer(x)[0], expected)
     batch = _without_labels(_batch())
     with torch.no_grad():
         assert not torch.allclose(pre(**batch).logits, post(**batch).logits, atol=1e-3), "the two layouts differ"
@@ -111,7 +111,7 @@ def saved(tmp_path_factory):
 def test_save_and_auto_load_round_trip(saved):
     root, mlm, pretraining = saved
     config = AutoConfig.from_pretrained(root / "mlm")
-    assert config.model_type == "adlr_megatron_bert" and isinstance(config, MegatronBertConfig)
+    assert config.model_type == "adlr_megatron_bert" and isinstance(config, AdlrMegatronBertConfig)
     assert config.layernorm_position == "post"
     batch = _without_labels(_batch(1))
     loaded = AutoModelForMaskedLM.from_pretrained(root / "mlm").eval()
@@ -180,7 +180,7 @@ def test_collated_mlm_sop_batch_trains(tmp_path):
 
 def test_bad_configs_fail_clearly():
     with pytest.raises(ValueError, match="layernorm_position='middle'"):
-        MegatronBertConfig(layernorm_position="middle")
+        AdlrMegatronBertConfig(layernorm_position="middle")
     with pytest.raises(ValueError, match="num_attention_heads=4 is not divisible by tp_size=3"):
         tiny().check_tp_size(3)
     with pytest.raises(ValueError, match="exceeds max_position_embeddings=128"):

@@ -1,5 +1,6 @@
 """Activation checkpointing (Megatron's --checkpoint-activations) changes memory, not results: with dropout on, the
-recomputed layers draw the same masks, so the loss and every gradient equal the plain run's, at TP=1 and TP=2."""
+recomputed layers draw the same masks, so the loss and every gradient equal the plain run's, at TP=1 and TP=2, with
+the SDPA and the eager attention (whose probability dropout also draws from the per-TP-rank stream)."""
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ def _loss_and_grads(model, ids, seed):
     return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
-def _plain_and_checkpointed(tp_group=None):
+def _plain_and_checkpointed(tp_group=None, attention="sdpa"):
     from adlr_hf import MegatronGPTForCausalLM
     from adlr_hf.parallel import apply_tp_plan
 
@@ -28,6 +29,7 @@ def _plain_and_checkpointed(tp_group=None):
     for _ in range(2):
         torch.manual_seed(0)
         model = MegatronGPTForCausalLM(_config()).train()
+        model.set_attn_implementation(attention)
         if tp_group is not None:
             apply_tp_plan(model, tp_group)
         models.append(model)
@@ -35,8 +37,9 @@ def _plain_and_checkpointed(tp_group=None):
     return models
 
 
-def test_checkpointed_gradients_equal_the_plain_ones():
-    plain, checkpointed = _plain_and_checkpointed()
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_checkpointed_gradients_equal_the_plain_ones(attention):
+    plain, checkpointed = _plain_and_checkpointed(attention=attention)
     calls = [0, 0]  # attention runs again in backward only where the layer is recomputed
     for i, model in enumerate((plain, checkpointed)):
         model.transformer.layers[0].self_attention.register_forward_hook(
@@ -57,17 +60,19 @@ def _tp2_worker(rank):
     from adlr_hf.parallel import get_rng_tracker, init_parallel, model_parallel_seed
 
     state = init_parallel(tp_size=2)
-    plain, checkpointed = _plain_and_checkpointed(state.tp_group)
-    ids = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(1))
-    results = []
-    for model in (plain, checkpointed):
-        model_parallel_seed(3, state.tp_rank)  # the same replicated and per-rank streams for both runs
-        results.append(_loss_and_grads(model, ids, seed=7))
-        assert get_rng_tracker().states, "the per-TP-rank dropout stream is in use"
-    (loss, grads), (loss_ckpt, grads_ckpt) = results
-    assert torch.equal(loss, loss_ckpt)
-    for name, grad in grads.items():
-        torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-6, atol=1e-7, msg=lambda m: f"{name}: {m}")
+    for attention in ("sdpa", "eager"):
+        plain, checkpointed = _plain_and_checkpointed(state.tp_group, attention)
+        ids = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(1))
+        results = []
+        for model in (plain, checkpointed):
+            model_parallel_seed(3, state.tp_rank)  # the same replicated and per-rank streams for both runs
+            results.append(_loss_and_grads(model, ids, seed=7))
+            assert get_rng_tracker().states, "the per-TP-rank dropout stream is in use"
+        (loss, grads), (loss_ckpt, grads_ckpt) = results
+        assert torch.equal(loss, loss_ckpt), attention
+        for name, grad in grads.items():
+            torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-6, atol=1e-7,
+                                       msg=lambda m: f"{attention} {name}: {m}")
 
 
 @pytest.mark.slow

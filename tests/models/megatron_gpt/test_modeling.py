@@ -9,7 +9,6 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 import adlr_hf
 from adlr_hf import MegatronGPTConfig, MegatronGPTForCausalLM, MegatronGPTForSequenceClassification, get_config
 from adlr_hf.models.megatron_gpt.modeling_megatron_gpt import last_token_index
-from remote_code import run_without_adlr_hf
 
 
 def tiny(**overrides):
@@ -136,23 +135,6 @@ def test_save_and_auto_load_round_trip(model, tmp_path):
     assert type(AutoModel.from_pretrained(tmp_path)).__name__ == "MegatronGPTModel"
     assert "auto_map" in (tmp_path / "config.json").read_text()
     assert (tmp_path / "modeling_megatron_gpt.py").exists()
-
-
-def test_remote_code_loads_where_adlr_hf_is_not_importable(model, tmp_path):
-    folder = tmp_path / "model"
-    model.save_pretrained(folder)
-    ids = torch.randint(0, 1024, (1, 7), generator=torch.Generator().manual_seed(4))
-    torch.save({"ids": ids, "logits": model(ids).logits}, tmp_path / "expected.pt")
-    body = f"""
-        import torch
-        from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
-        expected = torch.load({str(tmp_path / 'expected.pt')!r})
-        torch.testing.assert_close(model(expected["ids"]).logits, expected["logits"])
-        print("remote-code-ok", type(model).__module__)
-    """
-    stdout = run_without_adlr_hf(body, tmp_path / "hf_home")
-    assert "remote-code-ok transformers_modules" in stdout
 
 
 def test_sequence_classification_pools_the_last_real_token():
