@@ -99,13 +99,13 @@ def _model_config(model_dir):
         return None
     try:
         return AutoConfig.from_pretrained(folder)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"cannot read {folder}/config.json as a transformers config: {err}") from None
 
 
 def _cmd_train(args) -> int:
     argv = args.train_argv
-    if args.nproc:
+    if args.nproc is not None:
         return _launch(args, argv)
     from .train import main as train_main
 
@@ -121,13 +121,13 @@ def _launch(args, argv: list[str]) -> int:
     from pathlib import Path
 
     from .checks import check_int
-    from .training.engines import load_deepspeed_config
 
     check_int("--nproc", args.nproc, 1)
-    if args.nproc % args.tp:
-        raise ValueError(f"--tp {args.tp} does not divide --nproc {args.nproc}; use a TP degree that divides the "
-                         "number of processes.")
-    load_deepspeed_config(args.deepspeed_config)  # a missing or broken file fails before any rank starts
+    from .train import validate
+    from .training.args import build_parser
+
+    # Every check that needs no process group runs here, before any rank starts (with the ranks' world size).
+    validate(build_parser().parse_args(argv), world=args.nproc)
     launcher = Path(sys.executable).with_name("deepspeed")
     if not launcher.is_file():
         raise FileNotFoundError(f"the `deepspeed` launcher is not beside {sys.executable}; install deepspeed into "
@@ -215,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .registry import plugin_errors
+
+    if plugin_errors():
+        print(f"adlr-hf: error: {plugin_errors()[0]}", file=sys.stderr)
+        return 2
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.command == "train":

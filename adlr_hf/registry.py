@@ -108,10 +108,30 @@ def load_plugins() -> None:
         try:
             importlib.import_module(name)
         except ImportError as err:
-            raise ImportError(f"{PLUGINS_ENV} names module {name!r}, which cannot be imported ({err}); fix the "
-                              "variable or install the module") from err
+            _plugin_failure(f"{PLUGINS_ENV} names module {name!r}, which cannot be imported ({err}); fix the "
+                            "variable or install the module")
     for entry in entry_points(group=PLUGIN_GROUP):
-        entry.load()
+        try:
+            entry.load()
+        except ImportError as err:
+            _plugin_failure(f"the {PLUGIN_GROUP} entry point {entry.name!r} ({entry.value}) cannot be imported "
+                            f"({err}); reinstall its package")
+
+
+_PLUGIN_ERRORS: list[str] = []
+
+
+def _plugin_failure(message: str) -> None:
+    """A plug-in that cannot be imported: a warning for library users (importing adlr_hf still works), an error for
+    the command line (`plugin_errors()`), reported before any work."""
+    import warnings
+
+    _PLUGIN_ERRORS.append(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def plugin_errors() -> list[str]:
+    return list(_PLUGIN_ERRORS)
 
 
 def families() -> list[FamilySpec]:

@@ -19,15 +19,16 @@ def _world_size_from_env() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def validate(args):
-    """Checks that need no process group; returns (DeepSpeed config or None, model config, init folder, task)."""
+def validate(args, world: int | None = None):
+    """Checks that need no process group; returns (DeepSpeed config or None, model config, init folder, task).
+    `world`: the number of processes the run will have (default: the launcher's WORLD_SIZE)."""
     from .data.text import SUPPORTED_EXTENSIONS
     from .parallel.state import check_tp_size
     from .tasks import task_for_training
     from .training.checkpoint import check_checkpoint, resolve_checkpoint
     from .training.engines import load_deepspeed_config, resolve_batch_config, zero_stage
 
-    world = _world_size_from_env()
+    world = _world_size_from_env() if world is None else world
     check_tp_size(args.tp, world)
     _check_numbers(args)
     # An unknown variant or a bad config fails here, before any process group exists.
@@ -131,22 +132,36 @@ def load_model_config(model: str, overrides: list[str]):
 
     from .registry import get_config
     from .training.args import parse_overrides
+    from .training.checkpoint import unreadable_reason
 
     values = parse_overrides(overrides)
     path = Path(model)
-    if path.is_file() and path.suffix == ".json":
-        raw = json.loads(path.read_text())
-        model_type = raw.pop("model_type", None)
-        if model_type is None:
-            raise ValueError(f"--model {model!r} has no model_type; it is not a config.json")
-        return AutoConfig.for_model(model_type, **{**raw, **values}), None
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"--model folder {model!r} has no config.json")
-        config = AutoConfig.from_pretrained(path, **values)
-        has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
-        return config, (path if has_weights else None)
-    return get_config(model, **values), None
+    try:
+        if path.is_file() and path.suffix == ".json":
+            try:
+                raw = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f"--model {model!r} is not valid JSON ({err}); fix the file") from None
+            model_type = raw.pop("model_type", None) if isinstance(raw, dict) else None
+            if model_type is None:
+                raise ValueError(f"--model {model!r} has no model_type; it is not a config.json")
+            return AutoConfig.for_model(model_type, **{**raw, **values}), None
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(f"--model folder {model!r} has no config.json; pass a saved model folder")
+            config = AutoConfig.from_pretrained(path, **values)
+            weights = sorted(path.glob("*.safetensors"))
+            for file in weights:
+                problem = unreadable_reason(file)
+                if problem:
+                    raise ValueError(f"--model folder {model!r}: {file.name}: {problem}; re-save or re-copy the "
+                                     "model")
+            has_weights = bool(weights) or any(path.glob("*.bin"))
+            return config, (path if has_weights else None)
+        return get_config(model, **values), None
+    except (TypeError, KeyError, OSError) as err:  # a wrong-typed or missing config value, an unreadable file
+        raise ValueError(f"--model {model!r} does not give a usable config ({type(err).__name__}: {err}); fix its "
+                         "config.json or the --set values") from None
 
 
 def run(args) -> dict:

@@ -121,9 +121,35 @@ def _keep_documents(batch: dict[str, list], strip_newlines: bool) -> dict[str, l
     return {"text": [d for d in docs if d is not None and d.strip()]}
 
 
+def _file_problem(path: Path) -> str | None:
+    """Why a local data file cannot be read as text data (None when it can)."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if SUPPORTED_EXTENSIONS[path.suffix.lower()] == "text":
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            return f"it is not UTF-8 text ({err.reason} at byte {err.start})"
+    return None
+
+
+def check_text_files(entries: Sequence[str | os.PathLike]) -> None:
+    """Every local data file of `entries` must be readable text data; one clear error naming the first that is not.
+    Entries that are not local paths (Hub dataset names) are left to the loader."""
+    for entry in entries:
+        path = Path(os.path.expanduser(os.fspath(entry)))
+        if not path.exists():
+            continue
+        for f in _expand(path):
+            problem = _file_problem(f)
+            if problem:
+                raise ValueError(f"{f} cannot be read ({problem}); fix or remove it, or pass --on-bad-sample skip to "
+                                 "leave unreadable files out (they are counted in run_info.json)")
+
+
 def load_text_dataset(paths_or_name: str | os.PathLike | Sequence[str | os.PathLike], text_column: str = "text", *,
                       sample_by: str = "paragraph", split: str = "train",
-                      cache_dir: str | os.PathLike | None = None) -> datasets.Dataset:
+                      cache_dir: str | os.PathLike | None = None, bad_samples=None) -> datasets.Dataset:
     """Load documents as a `datasets.Dataset` with one string column "text" (one row per non-blank document).
 
     `paths_or_name`: a file, a folder (every .txt/.text/.json/.jsonl/.parquet file under it, sorted, hidden ones
@@ -132,6 +158,8 @@ def load_text_dataset(paths_or_name: str | os.PathLike | Sequence[str | os.PathL
     `text_column`: the column holding documents in json/parquet/Hub data (text files always give "text").
     `sample_by`: how .txt/.text files are split into documents: "paragraph" (default), "line" or "document".
     `cache_dir`: passed to `datasets.load_dataset` (default: the datasets cache).
+    `bad_samples`: an `adlr_hf.data.bad_samples.BadSamples` deciding what an unreadable file does (default: one
+    error naming it); every file is checked before anything is loaded.
     """
     if sample_by not in _SAMPLE_BY:
         raise ValueError(f"sample_by={sample_by!r} is not one of {_SAMPLE_BY}")
@@ -159,6 +187,21 @@ def load_text_dataset(paths_or_name: str | os.PathLike | Sequence[str | os.PathL
         else:
             hub_name = entry
 
+    if files:
+        from .bad_samples import BadSamples
+
+        bad_samples = bad_samples if bad_samples is not None else BadSamples("error")
+        readable = []
+        for f in files:
+            problem = _file_problem(f)
+            if problem is None:
+                readable.append(f)
+            else:
+                bad_samples.report(f, problem)
+        if not readable:
+            raise ValueError(f"none of the {len(files)} data files can be read (e.g. {files[0]}); pass text files")
+        files = readable
+
     if hub_name is not None:
         try:
             ds = datasets.load_dataset(hub_name, split=split, cache_dir=cache)
@@ -178,14 +221,18 @@ def load_text_dataset(paths_or_name: str | os.PathLike | Sequence[str | os.PathL
         parts, strip_flags = [], []
         for builder, group in groups:
             kwargs = {"sample_by": sample_by} if builder == "text" else {}
-            ds = datasets.load_dataset(builder, data_files=[str(f) for f in group], split="train", cache_dir=cache,
-                                       **kwargs)
             source = str(group[0]) if len(group) == 1 else f"{len(group)} {builder} files ({group[0]}, ...)"
+            try:
+                ds = datasets.load_dataset(builder, data_files=[str(f) for f in group], split="train",
+                                           cache_dir=cache, **kwargs)
+            except Exception as err:  # noqa: BLE001 - malformed JSON/parquet: name the files, not the builder
+                raise ValueError(f"{source} cannot be read as {builder} data ({type(err).__name__}: "
+                                 f"{str(err).splitlines()[0][:200] if str(err) else ''}); fix the file") from None
             if builder == "text" and sample_by == "paragraph" and 0 < len(ds) <= len(group) and \
                     any("\n" in t.strip() for t in ds["text"]):
                 warnings.warn(f"{source}: sample_by='paragraph' found no empty line between paragraphs, so each file is "
-                              "one document; pass sample_by='line' for one document per line (e.g. WikiText, whose "
-                              "separator lines hold a space)", UserWarning, stacklevel=2)
+                              "one document; pass --sample-by line (sample_by='line') for one document per line (e.g. "
+                              "WikiText, whose separator lines hold a space)", UserWarning, stacklevel=2)
             parts.append(_select_text(ds, "text" if builder == "text" else text_column, source))
             strip_flags.append(builder == "text" and sample_by == "paragraph")
 

@@ -9,7 +9,7 @@ import torch
 
 from ..family import Option
 from .base import Task, TaskRun, _fmt_int, pipeline_snippet
-from .text_data import TEXT_OPTIONS, check_seq_len, limit_to_positions, load_text, resolve_tokenizer, split_off_eval
+from .text_data import TEXT_OPTIONS, check_seq_len, check_text_args, limit_to_positions, load_text, resolve_tokenizer, split_off_eval
 
 WHOLE_WORD = Option("--whole-word-masking", dict(action="store_true", help="masked LM: mask whole words"))
 
@@ -25,14 +25,14 @@ class BertPretrainingTask(Task):
     small_scale_below = 10**9
 
     def check_args(self, args, config) -> None:
-        check_seq_len(args.seq_len, config)
+        check_text_args(args, config)
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         from ..data.mlm import MLMCollator, build_mlm_dataset
         from ..data.wordpiece import train_wordpiece_tokenizer
         from ..parallel.state import rank0_first
 
-        raw, paths = load_text(args, is_main)
+        raw, paths, skipped = load_text(args, is_main)
         tokenizer, trained = resolve_tokenizer(args, raw, config.vocab_size, init_from, run_dir, is_main,
                                                lambda data, vocab, out: train_wordpiece_tokenizer(data, vocab, out))
         if tokenizer.mask_token_id is None:
@@ -54,7 +54,7 @@ class BertPretrainingTask(Task):
         eval_collate = MLMCollator(tokenizer, whole_word=args.whole_word_masking,
                                    generator=torch.Generator().manual_seed(args.seed + 1))
         return TaskRun(config, train, held_out, collate, args.seq_len, tokenizer, paths, eval_collate,
-                       seq_len=args.seq_len)
+                       seq_len=args.seq_len, extra_info=skipped)
 
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
         rows = [("sequence length", training.get("seq_len")), ("tokens", _fmt_int(training.get("tokens")))]

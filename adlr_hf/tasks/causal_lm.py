@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..family import Option
 from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, pipeline_snippet
-from .text_data import TEXT_OPTIONS, check_seq_len, limit_to_positions, load_text, resolve_tokenizer, split_off_eval
+from .text_data import TEXT_OPTIONS, check_seq_len, check_text_args, limit_to_positions, load_text, resolve_tokenizer, split_off_eval
 
 SNIPPET_PROMPT = "The quick brown fox"
 
@@ -49,13 +49,13 @@ class CausalLMTask(Task):
     )
 
     def check_args(self, args, config) -> None:
-        check_seq_len(args.seq_len, config)
+        check_text_args(args, config)
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         from ..data.text import build_lm_dataset, lm_collate, train_tokenizer
         from ..parallel.state import rank0_first
 
-        raw, paths = load_text(args, is_main)
+        raw, paths, skipped = load_text(args, is_main)
         tokenizer, trained = resolve_tokenizer(args, raw, config.vocab_size, init_from, run_dir, is_main,
                                                lambda data, vocab, out: train_tokenizer(data, vocab_size=vocab,
                                                                                         out_dir=out))
@@ -68,7 +68,8 @@ class CausalLMTask(Task):
         packed = rank0_first(lambda: build_lm_dataset(raw, tokenizer, args.seq_len, num_proc=args.num_proc,
                                                       cache_dir=run_dir / "data_cache"), is_main)
         train, held_out = split_off_eval(packed, args.eval_fraction)
-        return TaskRun(config, train, held_out, lm_collate, args.seq_len, tokenizer, paths, seq_len=args.seq_len)
+        return TaskRun(config, train, held_out, lm_collate, args.seq_len, tokenizer, paths, seq_len=args.seq_len,
+                       extra_info=skipped)
 
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:

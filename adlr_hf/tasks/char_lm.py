@@ -24,7 +24,10 @@ class CharLMTask(CausalLMTask):
         return Task.fits(self, config) and spec is not None and spec.processor is not None
 
     def check_args(self, args, config) -> None:
-        pass
+        if args.data and args.on_bad_sample == "error":
+            from ..data.text import check_text_files
+
+            check_text_files(args.data)
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         from ..data.bytes_lm import build_byte_lm_dataset
@@ -40,10 +43,11 @@ class CharLMTask(CausalLMTask):
         if is_main:
             tokenizer.save_pretrained(run_dir / "tokenizer")
         barrier()
-        raw, paths = load_text(args, is_main)
+        raw, paths, skipped = load_text(args, is_main)
         packed = rank0_first(lambda: build_byte_lm_dataset(raw, args.seq_len, args.text_column), is_main)
         train, held_out = split_off_eval(packed, args.eval_fraction)
-        return TaskRun(config, train, held_out, lm_collate, args.seq_len, tokenizer, paths, seq_len=args.seq_len)
+        return TaskRun(config, train, held_out, lm_collate, args.seq_len, tokenizer, paths, seq_len=args.seq_len,
+                       extra_info=skipped)
 
     def usage_snippet(self, model_id: str) -> str:
         return Task.usage_snippet(self, model_id)

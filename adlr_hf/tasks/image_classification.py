@@ -9,10 +9,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..family import Option
 from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, pipeline_snippet
 from .text_data import split_off_eval
 
 TOP_K = (1, 5)
+EVAL_SPLIT = Option("--eval-split", dict(default=None, metavar="SPLIT",
+                                         help="image classification: the split to evaluate on during training "
+                                              "(default: the folder's validation split; with none, a --eval-fraction "
+                                              "share of a single-split folder, else no evaluation)"))
 
 
 class TopKMetric(EvalMetric):
@@ -57,6 +62,7 @@ class ImageClassificationTask(Task):
     auto_class_name = "AutoModelForImageClassification"
     pipeline_tag = "image-classification"
     unit = "images"
+    arguments = (EVAL_SPLIT,)
     full_scale = "the paper's ImageNet model"
     evaluations = (
         Evaluation("image-classification", "adlr_hf.evaluation.image_eval:run_from_args",
@@ -79,6 +85,16 @@ class ImageClassificationTask(Task):
         if not Path(args.data[0]).is_dir():
             raise FileNotFoundError(f"--data {args.data[0]!r} is not a folder; pass an image folder laid out as "
                                     "<split>/<class>/<image>")
+        from ..data.bad_samples import BadSamples, readable_images
+        from ..data.images import load_image_folder
+
+        splits = load_image_folder(args.data[0])
+        if args.eval_split is not None and args.eval_split not in splits:
+            raise ValueError(f"--eval-split {args.eval_split!r} is not a split of {args.data[0]}; its splits are "
+                             f"{sorted(splits)}")
+        if args.on_bad_sample == "error":  # every image decodes, or the first that does not is named now
+            for split in splits.values():
+                readable_images(split, BadSamples("error"))
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         from ..data.images import (
@@ -89,21 +105,29 @@ class ImageClassificationTask(Task):
             train_transform,
             with_image_transform,
         )
+        from ..data.bad_samples import BadSamples, readable_images
         from ..parallel.state import get_parallel_state, rank0_first
         from ..registry import family_for
 
-        self.check_args(args, config)
         splits = rank0_first(lambda: load_image_folder(args.data[0]), is_main)
         names = label_names(splits)
         if init_from is None or config.num_labels != len(names):
             config.num_labels = len(names)
         config.id2label = dict(enumerate(names))
         config.label2id = {name: i for i, name in enumerate(names)}
+        eval_split = args.eval_split
         if "train" in splits:
             train = splits["train"]
-            held_out = splits.get("validation", splits.get("test"))
+            # A test split is evaluated only when named: a run that chose anything by it has no held-out test.
+            eval_split = eval_split or ("validation" if "validation" in splits else None)
+            held_out = splits[eval_split] if eval_split and args.eval_fraction > 0 else None
         else:
             train, held_out = split_off_eval(next(iter(splits.values())), args.eval_fraction)
+            eval_split = "held-out share of the training images" if held_out is not None else None
+        bad = BadSamples(args.on_bad_sample)
+        if bad.mode == "skip":  # in "error" mode check_args has decoded every image already
+            train = readable_images(train, bad)
+            held_out = readable_images(held_out, bad) if held_out is not None else None
         size, resize = config.image_size, config.resize_size
         train = with_image_transform(train, train_transform(size))
         if held_out is not None:
@@ -111,13 +135,17 @@ class ImageClassificationTask(Task):
         state = get_parallel_state()
         metric = TopKMetric(state.dp_group if state else None) if held_out is not None else None
         processor = family_for(config).processor(config)
-        return TaskRun(config, train, held_out, image_collate, 1, processor, list(args.data), metric=metric)
+        return TaskRun(config, train, held_out, image_collate, 1, processor, list(args.data), metric=metric,
+                       extra_info={"eval_split": eval_split if held_out is not None else None, **bad.summary()})
 
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
         rows = [("images", _fmt_int(training.get("images")))]
         if training.get("eval_loss") is not None:
             accuracy = training.get("eval_accuracy")
-            rows.append(("held-out loss / top-1 accuracy",
+            split = training.get("eval_split")
+            what = "held-out" if split in (None, "validation") or split.startswith("held-out") else \
+                f"'{split}' split (evaluated during training, so not held out)"
+            rows.append((f"{what} loss / top-1 accuracy",
                          f"{training['eval_loss']:.4g} / {'n/a' if accuracy is None else f'{accuracy:.4g}'}"))
         return rows
 

@@ -14,18 +14,25 @@ TEXT_COLUMN = Option("--text-column", dict(default="text", help="text tasks: the
 TOKENIZER = Option("--tokenizer", dict(default=None, help="tokenizer folder, or `train` to train one on --data "
                                                           "(default: the model folder's tokenizer, else `train`)"))
 VOCAB_SIZE = Option("--vocab-size", dict(type=int, default=None, help="vocabulary size when training a tokenizer"))
-TEXT_OPTIONS = (SEQ_LEN, TEXT_COLUMN, TOKENIZER, VOCAB_SIZE)
+SAMPLE_BY = Option("--sample-by", dict(choices=["paragraph", "line", "document"], default="paragraph",
+                                       help="text tasks: how .txt files split into documents (default paragraph: "
+                                            "blank-line separated; line for WikiText-style files)"))
+TEXT_OPTIONS = (SEQ_LEN, TEXT_COLUMN, TOKENIZER, VOCAB_SIZE, SAMPLE_BY)
 
 
 def load_text(args, is_main: bool):
-    """The `--data` texts as a `datasets.Dataset` (the embedded default corpus when no --data), and the paths."""
+    """The `--data` texts as a `datasets.Dataset` (the embedded default corpus when no --data), the paths, and what
+    `--on-bad-sample skip` left out (for run_info.json)."""
+    from ..data.bad_samples import BadSamples
     from ..data.default_corpus import build_default_corpus
     from ..data.text import load_text_dataset
 
     paths = args.data or [str(rank0_first(build_default_corpus, is_main))]
-    raw = rank0_first(lambda: load_text_dataset(paths if len(paths) > 1 else paths[0],
-                                                text_column=args.text_column), is_main)
-    return raw, paths
+    bad = BadSamples(args.on_bad_sample)
+    raw = rank0_first(lambda: load_text_dataset(paths if len(paths) > 1 else paths[0], text_column=args.text_column,
+                                                sample_by=getattr(args, "sample_by", "paragraph"), bad_samples=bad),
+                      is_main)
+    return raw, paths, bad.summary()
 
 
 def resolve_tokenizer(args, raw, vocab_size: int, init_from, run_dir: Path, is_main: bool, train_fn):
@@ -69,6 +76,17 @@ def split_off_eval(dataset, fraction: float):
         n_eval = max(1, n_eval)
     train = dataset.select(range(len(dataset) - n_eval))
     return train, (dataset.select(range(len(dataset) - n_eval, len(dataset))) if n_eval else None)
+
+
+def check_text_args(args, config) -> None:
+    """What the text tasks can check before any folder, rank or cache exists: --seq-len against the positions, and
+    every local data file readable (unless --on-bad-sample skip)."""
+    from ..data.text import check_text_files
+
+    if getattr(args, "seq_len", None) is not None:
+        check_seq_len(args.seq_len, config)
+    if args.data and args.on_bad_sample == "error":
+        check_text_files(args.data)
 
 
 def check_seq_len(seq_len: int, config) -> None:

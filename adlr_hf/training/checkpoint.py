@@ -143,7 +143,7 @@ def read_trainer_state(checkpoint_dir: Path) -> dict:
 
 
 # -- reading back -------------------------------------------------------------------------------------------------
-def _unreadable(path: Path) -> str | None:
+def unreadable_reason(path: Path) -> str | None:
     """Why a checkpoint file cannot be read (None when it looks whole)."""
     if path.suffix in (".pt", ".bin", ".pth") and not zipfile.is_zipfile(path):
         return "it is not a complete torch file"
@@ -154,11 +154,13 @@ def _unreadable(path: Path) -> str | None:
                 return "it is not a complete safetensors file"
             length = int.from_bytes(head, "little")
             try:
-                json.loads(f.read(length))
+                header = json.loads(f.read(length))
             except (ValueError, UnicodeDecodeError):
                 return "its safetensors header is damaged"
-            if path.stat().st_size < 8 + length:
-                return "it is truncated"
+        ends = [entry["data_offsets"][1] for key, entry in header.items()
+                if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+        if path.stat().st_size < 8 + length + max(ends, default=0):
+            return "it is truncated"
     return None
 
 
@@ -180,7 +182,7 @@ def check_checkpoint(ckpt: Path) -> dict:
         if path.stat().st_size != size:
             raise ValueError(f"checkpoint {ckpt} is damaged: {path} has {path.stat().st_size} bytes, {size} were "
                              "written; resume from another checkpoint.")
-        reason = _unreadable(path)
+        reason = unreadable_reason(path)
         if reason:
             raise ValueError(f"checkpoint {ckpt} is damaged: {path}: {reason}; resume from another checkpoint.")
     return state

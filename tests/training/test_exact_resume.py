@@ -36,7 +36,8 @@ def _tasks(tmp_path):
         "emotion-classification": ["--model", "megatron-gpt-tiny", "--task", "emotion-classification", "--data",
                                    "goemotions-ekman", str(emotions), "--vocab-size", "300", "--seq-len", "32",
                                    "--micro-batch-size", "4", "--set", "classifier_hidden_layers=[16]"],
-        "image-classification": ["--model", "pd-resnet-tiny", "--data", str(images), "--micro-batch-size", "4"],
+        "image-classification": ["--model", "pd-resnet-tiny", "--data", str(images), "--micro-batch-size", "4",
+                                 "--eval-split", "test"],
     }
 
 

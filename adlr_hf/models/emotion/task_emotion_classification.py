@@ -171,6 +171,12 @@ class EmotionClassificationTask(Task):
         if not args.data:
             raise ValueError("emotion classification needs --data [KIND[-LABELSET]] PATH, e.g. --data goemotions "
                              "/data/goemotions")
+        from ...data.emotion import load_emotion_data, parse_data_spec
+
+        kind, label_set, path = parse_data_spec(args.data, args.labels)
+        data = load_emotion_data(kind, path, label_set)  # malformed rows fail here, before any folder exists
+        if "train" not in data.splits or "labels" not in data.splits["train"].column_names:
+            raise ValueError(f"{path} has no labelled training split; found {list(data.splits)}")
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         from ...data.emotion import EmotionCollator, load_emotion_data, parse_data_spec, tokenize_emotion_dataset
@@ -179,7 +185,6 @@ class EmotionClassificationTask(Task):
         from ...registry import family_for
         from ...training.args import parse_overrides
 
-        self.check_args(args, config)
         kind, label_set, path = parse_data_spec(args.data, args.labels)
         data = rank0_first(lambda: load_emotion_data(kind, path, label_set), is_main)
         if "train" not in data.splits or "labels" not in data.splits["train"].column_names:

@@ -26,7 +26,7 @@ pytestmark = [
 def _flags(data: Path, out: Path, engine: str, tp: int, steps: int = 14) -> list[str]:
     return ["--model", "pd-resnet-tiny", "--data", str(data), "--steps", str(steps), "--micro-batch-size", "20",
             "--lr", "3e-3", "--lr-schedule", "constant", "--weight-decay", "0", "--seed", "7", "--out", str(out),
-            "--no-progress", "--engine", engine, "--tp", str(tp)]
+            "--no-progress", "--engine", engine, "--tp", str(tp), "--eval-split", "test"]
 
 
 def test_pd_resnet_trains_under_both_engines_then_evaluates_and_publishes(tmp_path):
