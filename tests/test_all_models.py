@@ -101,14 +101,19 @@ def build(spec, auto_name: str, config, seed: int = 0):
 
 def example_inputs(model, batch: int = 2, length: int = 8, seed: int = 0) -> dict:
     """Inputs for the model's main input: images (N, C, H, W), videos (N, T, 3, H, W) of `config.sequence_length`
-    frames in [0, rgb_max], or token ids with one right-padded row."""
+    smooth frames in [0, rgb_max], or token ids with one right-padded row."""
     config, generator = model.config, torch.Generator().manual_seed(seed)
     if model.main_input_name == "pixel_values":
         size = getattr(config, "image_size", None) or 32
         return {"pixel_values": torch.randn(batch, config.num_channels, size, size, generator=generator)}
     if model.main_input_name == "pixel_values_videos":
+        # Smooth frames, as real ones are: per-pixel noise has no motion a flow source can find, and a model that
+        # warps frames turns float32 rounding of its motion into output changes of up to rgb_max per pixel moved.
         size = getattr(config, "size_divisor", None) or 32
-        frames = torch.rand(batch, config.sequence_length, 3, size, size, generator=generator)
+        coarse = torch.rand(batch * config.sequence_length, 3, max(1, size // 8), max(1, size // 8),
+                            generator=generator)
+        frames = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+        frames = frames.view(batch, config.sequence_length, 3, size, size)
         return {"pixel_values_videos": frames * getattr(config, "rgb_max", 1.0)}
     ids = torch.randint(len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + len(WORDS), (batch, length), generator=generator)
     mask = torch.ones_like(ids)

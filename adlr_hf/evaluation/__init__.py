@@ -8,6 +8,8 @@ The command line is `adlr-hf evaluate MODEL_DIR --task wikitext103|wikitext2|lam
 classifiers: `evaluate_image_model_dir(model_dir, folder, split="test")` / `--task image-classification` (top-1/top-5).
 Emotion classifiers: `evaluate_emotion_model_dir(model_dir, "goemotions"|"semeval-ec", path, split="test")` /
 `--task goemotions|semeval-ec` (macro/micro-F1, per-class F1, Jaccard accuracy; `--tune-thresholds-on dev`).
+Video predictors: `evaluate_next_frame_model_dir(model_dir, clips)` / `--task next-frame` (PSNR, SSIM, IE per clip and
+overall, beside copying the last frame).
 """
 
 from .emotion_eval import EMOTION_TASKS, evaluate_emotion_model_dir, predict_probabilities
@@ -27,10 +29,12 @@ from .lm_eval import (
     sliding_windows,
     tokenize_stream,
 )
+from .next_frame_eval import NEXT_FRAME_TASK, evaluate_next_frame, evaluate_next_frame_model_dir
 
 __all__ = [
     "EMOTION_TASKS", "evaluate_emotion_model_dir", "predict_probabilities",
-    "DEFAULT_BATCH_SIZE", "DEFAULT_STRIDE", "IMAGE_TASK", "TASKS", "Window", "evaluate_image_classification",
+    "DEFAULT_BATCH_SIZE", "DEFAULT_STRIDE", "IMAGE_TASK", "NEXT_FRAME_TASK", "evaluate_next_frame",
+    "evaluate_next_frame_model_dir", "TASKS", "Window", "evaluate_image_classification",
     "evaluate_image_model_dir", "evaluate_lambada", "evaluate_model_dir",
     "evaluate_token_stream", "evaluate_wikitext", "lambada_predictions", "max_positions", "score_token_stream",
     "sliding_windows", "tokenize_stream",

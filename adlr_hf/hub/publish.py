@@ -144,7 +144,7 @@ def publish(source, out_dir, *, repo_id: str | None = None, max_shard_size="5GB"
 
 
 def _load_processor(model_dir: Path):
-    """The processor saved beside the model (tokenizer or image processor), or None."""
+    """The processor saved beside the model (tokenizer, image or video processor), or None."""
     if (model_dir / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
@@ -153,6 +153,10 @@ def _load_processor(model_dir: Path):
         from transformers import AutoImageProcessor
 
         return AutoImageProcessor.from_pretrained(model_dir)
+    if (model_dir / "video_preprocessor_config.json").is_file():
+        from transformers import AutoVideoProcessor
+
+        return AutoVideoProcessor.from_pretrained(model_dir)
     return None
 
 

@@ -9,6 +9,7 @@ from .bert_pretraining import BertPretrainingTask, MaskedLMTask
 from .causal_lm import CausalLMTask
 from .char_lm import CharLMTask
 from .image_classification import ImageClassificationTask
+from .next_frame import NextFrameTask
 
 _TASKS: dict[str, Task] = {}
 
@@ -93,11 +94,12 @@ def all_evaluations() -> list[str]:
     return [evaluation.name for task in _TASKS.values() for evaluation in task.evaluations]
 
 
-for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask()):
+for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask(),
+              NextFrameTask()):
     register_task(_task)
 
 __all__ = [
     "BertPretrainingTask", "CausalLMTask", "CharLMTask", "EvalMetric", "Evaluation", "ImageClassificationTask",
-    "MaskedLMTask", "ModelIndexEntry", "Task", "TaskRun", "all_evaluations", "all_tasks", "find_evaluation",
-    "get_task", "register_task", "task_for_model", "task_for_training", "tasks_for",
+    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "Task", "TaskRun", "all_evaluations", "all_tasks",
+    "find_evaluation", "get_task", "register_task", "task_for_model", "task_for_training", "tasks_for",
 ]

@@ -110,8 +110,9 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        if config_dir is not None and (config_dir / "preprocessor_config.json").is_file():  # an image processor
-            shutil.copy2(config_dir / "preprocessor_config.json", tmp / "preprocessor_config.json")
+        for name in ("preprocessor_config.json", "video_preprocessor_config.json"):  # an image / video processor
+            if config_dir is not None and (config_dir / name).is_file():
+                shutil.copy2(config_dir / name, tmp / name)
         (tmp / "adlr_hf_export.json").write_text(json.dumps(
             {"checkpoint": str(checkpoint_dir.resolve()), "step": trainer_state.get("step"),
              "units_seen": trainer_state.get("units_seen"), "unit": trainer_state.get("unit"),

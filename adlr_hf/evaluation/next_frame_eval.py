@@ -1,0 +1,165 @@
+"""Next-frame prediction quality of a saved video model on clips, as SDC-Net's `main.py` evaluates (arXiv 1811.00684;
+NVIDIA/semantic-segmentation branch `sdcnet`: PSNR, SSIM (Gaussian-weighted) and IE, the mean over pixels of the RGB
+error norm, per predicted frame, averaged), with the copy-last-frame baseline scored on the same frames.
+
+    from adlr_hf.evaluation.next_frame_eval import evaluate_next_frame_model_dir
+    evaluate_next_frame_model_dir("runs/sdc/model", "video-frames/")
+    # {"task": "next-frame", "model", "data", "settings", "metrics": {"psnr", "ssim", "ie", "copy_last_psnr", ...,
+    #  "num_frames", "num_clips", "per_clip": {clip: {...}}}}
+
+The command line is `adlr-hf evaluate MODEL_DIR --task next-frame --data PATH [--frame-stride N]
+[--max-windows-per-clip N]`.
+
+Every window of T + 1 consecutive frames (starting every `frame_stride` frames) is one prediction: the model sees
+the full frames of the first T (padded by the saved video processor, predictions cropped back) and predicts the last.
+Predictions are clamped and rounded to 8 bits before scoring. A reconstruction model also reads the target (it
+reconstructs rather than predicts; `settings.reconstruction` says so). Under a launcher the windows are dealt over
+the data-parallel ranks (the model may be tensor-parallel) and every rank returns the same metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..checks import check_int
+from ..parallel.state import get_parallel_state
+
+__all__ = ["NEXT_FRAME_TASK", "evaluate_next_frame", "evaluate_next_frame_model_dir"]
+
+NEXT_FRAME_TASK = "next-frame"
+METRICS = ("psnr", "ssim", "ie", "copy_last_psnr", "copy_last_ssim", "copy_last_ie")
+
+
+def _spread(rows: list[int], limit: int | None) -> list[int]:
+    if limit is None or len(rows) <= limit:
+        return rows
+    return [rows[round(i * (len(rows) - 1) / max(1, limit - 1))] for i in range(limit)]
+
+
+def _mean(records: list[dict]) -> dict:
+    return {key: sum(r[key] for r in records) / len(records) for key in METRICS}
+
+
+@torch.no_grad()
+def evaluate_next_frame(model, processor, data, frame_stride: int = 1, batch_size: int = 8,
+                        max_windows_per_clip: int | None = None, progress: bool = True) -> dict:
+    """PSNR / SSIM / IE of `model`'s next-frame predictions on the clips under `data`, and of copying the last
+    frame; per clip and over every predicted frame."""
+    from ..data.frames import load_frame_windows, read_window
+    from ..tasks.next_frame import frame_metrics
+
+    check_int("frame_stride", frame_stride, 1)
+    check_int("batch_size", batch_size, 1)
+    if max_windows_per_clip is not None:
+        check_int("max_windows_per_clip", max_windows_per_clip, 1)
+    config = model.config
+    window = config.sequence_length + 1
+    windows = load_frame_windows(data, window=window, stride=frame_stride)
+    by_clip = defaultdict(list)
+    for row, clip in enumerate(windows["clip"]):
+        by_clip[clip].append(row)
+    chosen = [row for rows in by_clip.values() for row in _spread(rows, max_windows_per_clip)]
+    state = get_parallel_state()
+    dp_rank, dp_size = (state.dp_rank, state.dp_size) if state is not None else (0, 1)
+    mine = chosen[dp_rank::dp_size]
+    # Batches hold windows of one clip (one frame size).
+    batches, current = [], []
+    for row in mine:
+        if current and (len(current) == batch_size or windows[current[0]]["clip"] != windows[row]["clip"]):
+            batches.append(current)
+            current = []
+        current.append(row)
+    if current:
+        batches.append(current)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    records = []
+    show = progress and (state is None or state.rank == 0)
+    try:
+        for rows in tqdm(batches, desc="evaluate next-frame", unit="batch", disable=not show):
+            clips = [torch.from_numpy(read_window(windows[row])) for row in rows]  # (T+1, H, W, 3) uint8
+            inputs = processor([list(clip.numpy()) for clip in clips], return_tensors="pt",
+                               input_data_format="channels_last")
+            frames = inputs["pixel_values_videos"].to(device=device, dtype=dtype)
+            height, width = inputs["original_sizes"][0].tolist()
+            out = model(pixel_values_videos=frames[:, :-1], labels=frames[:, -1])
+            predicted = out.predicted_frame[..., :height, :width]
+            target = frames[:, -1, :, :height, :width]
+            values = frame_metrics(predicted, target, frames[:, -2, :, :height, :width])
+            for i, row in enumerate(rows):
+                records.append({"clip": windows[row]["clip"], "first_frame": windows[row]["frame_index"][0],
+                                **{key: float(values[key][i]) for key in METRICS}})
+    finally:
+        model.train(was_training)
+    if state is not None and dp_size > 1:
+        parts = [None] * dp_size
+        dist.all_gather_object(parts, records, group=state.dp_group)
+        records = [r for part in parts for r in part]
+    if not records:
+        raise ValueError(f"no window of {window} frames to evaluate under {data!r}")
+    records.sort(key=lambda r: (r["clip"], r["first_frame"]))
+    per_clip = {}
+    for clip in dict.fromkeys(r["clip"] for r in records):
+        mine = [r for r in records if r["clip"] == clip]
+        per_clip[clip] = {**_mean(mine), "num_frames": len(mine)}
+    return {**_mean(records), "num_frames": len(records), "num_clips": len(per_clip), "per_clip": per_clip}
+
+
+def evaluate_next_frame_model_dir(model_dir, data, frame_stride: int = 1, batch_size: int = 8, tp: int = 1,
+                                  max_windows_per_clip: int | None = None, device: str | None = None,
+                                  progress: bool = True) -> dict:
+    """Load a saved video model (+ its video processor) and score it on the clips under `data`; what
+    `adlr-hf evaluate --task next-frame` runs. Inputs are checked before the model is loaded."""
+    from transformers import AutoConfig, AutoModel, AutoVideoProcessor
+
+    from ..data.frames import find_clips
+    from ..parallel.state import init_parallel
+
+    path = os.path.expanduser(os.fspath(model_dir))
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        candidate = os.path.join(path, "model")
+        if os.path.isfile(os.path.join(candidate, "config.json")):
+            path = candidate
+        else:
+            raise FileNotFoundError(f"model folder {path!r} has no config.json; pass a saved model folder (a run's "
+                                    "model/ or a publish)")
+    if not os.path.isfile(os.path.join(path, "video_preprocessor_config.json")):
+        raise FileNotFoundError(f"{path} has no video_preprocessor_config.json; save the video processor beside the "
+                                "model (adlr_hf's training export does)")
+    check_int("batch_size", batch_size, 1)
+    check_int("tp", tp, 1)
+    check_int("frame_stride", frame_stride, 1)
+    data = os.path.expanduser(os.fspath(data))
+    find_clips(data)  # a missing folder, no clips, or an unreadable video fails here
+    try:
+        AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"cannot read {path}/config.json as a transformers config: {err}") from None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or tp > 1:
+        init_parallel(tp)  # tp > 1 in a single process is an error naming the fix
+    processor = AutoVideoProcessor.from_pretrained(path)
+    model = AutoModel.from_pretrained(path, **({"tp_size": tp} if tp > 1 else {}))
+    if device is None:
+        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    metrics = evaluate_next_frame(model, processor, data, frame_stride, batch_size, max_windows_per_clip, progress)
+    settings = {"frame_stride": frame_stride, "max_windows_per_clip": max_windows_per_clip, "tp": tp,
+                "window": model.config.sequence_length + 1,
+                "reconstruction": bool(getattr(model.config, "reconstruction", False)),
+                "flow_source": getattr(model.config, "flow_source", None)}
+    return {"task": NEXT_FRAME_TASK, "model": path, "data": data, "split": "test", "settings": settings,
+            "metrics": metrics}
+
+
+def run_from_args(args) -> dict:
+    """`adlr-hf evaluate --task next-frame`."""
+    return evaluate_next_frame_model_dir(args.model_dir, args.data, frame_stride=args.frame_stride,
+                                         batch_size=args.batch_size, tp=args.tp,
+                                         max_windows_per_clip=args.max_windows_per_clip)

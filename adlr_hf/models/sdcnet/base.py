@@ -1,0 +1,1 @@
+../../layers/flow/base.py
