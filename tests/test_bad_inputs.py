@@ -3,9 +3,7 @@ non-zero with one message naming the bad value and the fix (no traceback) and le
 that need no process group run before any rank, tokenizer or cache is created, so these all run in this process."""
 
 import json
-import os
 import shutil
-import struct
 from pathlib import Path
 
 import pytest
