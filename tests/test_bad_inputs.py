@@ -94,6 +94,17 @@ def _check(case, argv, needles, world, tmp_path, capsys, monkeypatch, env=None):
     assert _snapshot(tmp_path) == before_tmp, f"{case}: files created: {set(_snapshot(tmp_path)) - set(before_tmp)}"
 
 
+def _table_test(command: str, table: dict):
+    """One parametrised test of `adlr-hf COMMAND` over `table` (case -> (argv, substrings of the message))."""
+
+    @pytest.mark.parametrize("case", sorted(table))
+    def test(case, world, tmp_path, capsys, monkeypatch):
+        argv, needles = table[case]
+        _check(case, [command, *argv], needles, world, tmp_path, capsys, monkeypatch)
+
+    return test
+
+
 TEXT = ["--data", "{w}/corpus.txt", "--steps", "2", "--no-progress"]
 TRAIN = {
     "tp not dividing the heads (launcher)": (["--nproc", "3", "--tp", "3", *TEXT], ["num_attention_heads=4", "tp_size=3"]),
@@ -145,11 +156,8 @@ TRAIN = {
 }
 
 
-@pytest.mark.skipif(not (CIFAR / "train").is_dir(), reason=f"the CIFAR-10 subset is not at {CIFAR}")
-@pytest.mark.parametrize("case", sorted(TRAIN))
-def test_train(case, world, tmp_path, capsys, monkeypatch):
-    argv, needles = TRAIN[case]
-    _check(case, ["train", *argv], needles, world, tmp_path, capsys, monkeypatch)
+test_train = pytest.mark.skipif(not (CIFAR / "train").is_dir(), reason=f"the CIFAR-10 subset is not at {CIFAR}")(
+    _table_test("train", TRAIN))
 
 
 PUBLISH = {
@@ -166,10 +174,7 @@ PUBLISH = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(PUBLISH))
-def test_publish(case, world, tmp_path, capsys, monkeypatch):
-    argv, needles = PUBLISH[case]
-    _check(case, ["publish", *argv], needles, world, tmp_path, capsys, monkeypatch)
+test_publish = _table_test("publish", PUBLISH)
 
 
 EVALUATE = {
@@ -188,10 +193,7 @@ EVALUATE = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(EVALUATE))
-def test_evaluate(case, world, tmp_path, capsys, monkeypatch):
-    argv, needles = EVALUATE[case]
-    _check(case, ["evaluate", *argv], needles, world, tmp_path, capsys, monkeypatch)
+test_evaluate = _table_test("evaluate", EVALUATE)
 
 
 CONVERT = {
@@ -206,10 +208,7 @@ CONVERT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CONVERT))
-def test_convert(case, world, tmp_path, capsys, monkeypatch):
-    argv, needles = CONVERT[case]
-    _check(case, ["convert", *argv], needles, world, tmp_path, capsys, monkeypatch)
+test_convert = _table_test("convert", CONVERT)
 
 
 def test_list_with_a_plugin_that_cannot_be_imported(world, tmp_path, capsys, monkeypatch):

@@ -93,10 +93,10 @@ def evaluate_image_model_dir(model_dir, data, split: str = "test", batch_size: i
                              device: str | None = None, progress: bool = True) -> dict:
     """Load a saved image classifier (+ its image processor) and score it on `data`'s `split`; what
     `adlr-hf evaluate --task image-classification` runs. Inputs are checked before the model is loaded."""
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from ..data.images import label_names, load_image_folder
-    from ..parallel.state import init_parallel
+    from .loading import join_parallel_groups, load_model, read_config
 
     path = os.path.expanduser(os.fspath(model_dir))
     if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "config.json")):
@@ -111,19 +111,12 @@ def evaluate_image_model_dir(model_dir, data, split: str = "test", batch_size: i
     if not os.path.exists(data):
         raise FileNotFoundError(f"image folder {data!r} does not exist; pass a folder laid out as "
                                 "<split>/<class>/<image>")
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"cannot read {path}/config.json as a transformers config: {err}") from None
+    config = read_config(path)
     dataset = load_image_folder(data, split)  # names the available splits when `split` is missing
     label_map = _label_map(label_names(dataset), config)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or tp > 1:
-        init_parallel(tp)  # tp > 1 in a single process is an error naming the fix
+    join_parallel_groups(tp)
     processor = AutoImageProcessor.from_pretrained(path)
-    model = AutoModelForImageClassification.from_pretrained(path, **({"tp_size": tp} if tp > 1 else {}))
-    if device is None:
-        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    model = load_model(AutoModelForImageClassification, path, tp, device)
     metrics = evaluate_image_classification(model, processor, dataset, label_map, batch_size, TOP_K, progress)
     settings = {"split": split, "batch_size": batch_size, "tp": tp,
                 "preprocessing": type(processor).__name__}

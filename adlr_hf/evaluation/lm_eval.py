@@ -366,9 +366,9 @@ def evaluate_model_dir(model_dir, task: str, data, seq_len: int | None = None, s
     with `init_parallel(tp)` and the model is sharded on load. `stride` defaults to min(32, seq_len). Returns
     {"task", "model", "data", "settings", "metrics"}.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..parallel.state import init_parallel
+    from .loading import join_parallel_groups, load_model, read_config
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -382,10 +382,7 @@ def evaluate_model_dir(model_dir, task: str, data, seq_len: int | None = None, s
         check_int("stride", stride, 1)
     check_int("batch_size", batch_size, 1)
     check_int("tp", tp, 1)
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"cannot read {path}/config.json as a transformers config: {err}") from None
+    config = read_config(path)
     limit = max_positions(config)
     if seq_len is None:
         if limit is None:
@@ -403,18 +400,13 @@ def evaluate_model_dir(model_dir, task: str, data, seq_len: int | None = None, s
     else:
         sliding_windows(2, seq_len, stride)  # stride <= seq_len
         doc = read_wikitext(data)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 or tp > 1:
-        init_parallel(tp)  # tp > 1 in a single process is an error naming the fix
+    join_parallel_groups(tp)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot load a tokenizer from {path} ({err}); save the tokenizer beside the model "
                          "(`tokenizer.save_pretrained(folder)`)") from None
-    model = AutoModelForCausalLM.from_pretrained(path, **({"tp_size": tp} if tp > 1 else {}))
-    if device is None:
-        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    model = load_model(AutoModelForCausalLM, path, tp, device)
     if task == "lambada":
         examples = tokenize_lambada(texts, tokenizer, strict=strict)
         preds, refs = lambada_predictions(model, examples, seq_len, batch_size, _pad_id(tokenizer), progress)

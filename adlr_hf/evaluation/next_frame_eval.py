@@ -117,10 +117,10 @@ def evaluate_next_frame_model_dir(model_dir, data, frame_stride: int = 1, batch_
                                   progress: bool = True) -> dict:
     """Load a saved video model (+ its video processor) and score it on the clips under `data`; what
     `adlr-hf evaluate --task next-frame` runs. Inputs are checked before the model is loaded."""
-    from transformers import AutoConfig, AutoModel, AutoVideoProcessor
+    from transformers import AutoModel, AutoVideoProcessor
 
     from ..data.frames import find_clips
-    from ..parallel.state import init_parallel
+    from .loading import join_parallel_groups, load_model, read_config
 
     path = os.path.expanduser(os.fspath(model_dir))
     if not os.path.isfile(os.path.join(path, "config.json")):
@@ -138,17 +138,10 @@ def evaluate_next_frame_model_dir(model_dir, data, frame_stride: int = 1, batch_
     check_int("frame_stride", frame_stride, 1)
     data = os.path.expanduser(os.fspath(data))
     find_clips(data)  # a missing folder, no clips, or an unreadable video fails here
-    try:
-        AutoConfig.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"cannot read {path}/config.json as a transformers config: {err}") from None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or tp > 1:
-        init_parallel(tp)  # tp > 1 in a single process is an error naming the fix
+    read_config(path)
+    join_parallel_groups(tp)
     processor = AutoVideoProcessor.from_pretrained(path)
-    model = AutoModel.from_pretrained(path, **({"tp_size": tp} if tp > 1 else {}))
-    if device is None:
-        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
-    model.to(device)
+    model = load_model(AutoModel, path, tp, device)
     metrics = evaluate_next_frame(model, processor, data, frame_stride, batch_size, max_windows_per_clip, progress)
     settings = {"frame_stride": frame_stride, "max_windows_per_clip": max_windows_per_clip, "tp": tp,
                 "window": model.config.sequence_length + 1,

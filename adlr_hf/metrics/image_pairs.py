@@ -4,6 +4,7 @@ symlink to `adlr_hf/metrics/image_pairs.py`), because `evaluate.load(path)` copi
 files it imports from its own folder."""
 
 import datasets
+import evaluate
 import numpy as np
 import torch
 
@@ -48,3 +49,36 @@ def values_per_image(fn, predictions, references, **kwargs) -> list[float]:
                              f"{tuple(ref.permute(1, 2, 0).shape)} differ in shape")
         values.append(float(fn(pred, ref, **kwargs)[0]))
     return values
+
+
+class _FramePairMetric(evaluate.Metric):
+    """What the frame-pair metric modules share: the features ((H, W, C) images), the per-image loop and the
+    result ({key: mean, "num_images", ["per_image"]}). A module subclasses `frame_pair_metric()` (the base is
+    returned rather than imported by name, so that `evaluate.load` finds the module's own class) and sets `key`,
+    `score` (a batched function of channel-first tensors), `description`, `citation`, `inputs_description` and
+    `reference_urls`."""
+
+    key = ""
+    description = citation = inputs_description = ""
+    reference_urls: list = []
+
+    @staticmethod
+    def score(predictions, references, **options):
+        raise NotImplementedError
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=self.description, citation=self.citation, inputs_description=self.inputs_description,
+            features=datasets.Features({"predictions": IMAGE_FEATURE, "references": IMAGE_FEATURE}),
+            reference_urls=list(self.reference_urls))
+
+    def _compute(self, predictions, references, per_image=False, **options):
+        values = values_per_image(type(self).score, predictions, references, **options)
+        out = {self.key: float(np.mean(values)), "num_images": len(values)}
+        if per_image:
+            out["per_image"] = values
+        return out
+
+
+def frame_pair_metric():
+    return _FramePairMetric

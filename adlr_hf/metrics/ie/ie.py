@@ -19,12 +19,10 @@ in float64, in the images' own units (0..255 frames give IE in grey levels). The
     m.compute(predictions=[img_a], references=[img_b])                     # {'ie': ..., 'num_images': 1}
 """
 
-import datasets
 import evaluate
-import numpy as np
 import torch
 
-from .image_pairs import IMAGE_FEATURE, as_batches, values_per_image
+from .image_pairs import as_batches, frame_pair_metric
 
 __all__ = ["COLOR_RULES", "InterpolationError", "interpolation_error"]
 
@@ -79,20 +77,12 @@ def interpolation_error(predictions, references, color: str = "rms") -> torch.Te
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class InterpolationError(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": IMAGE_FEATURE, "references": IMAGE_FEATURE}),
-            reference_urls=["https://vision.middlebury.edu/flow/",
-                            "https://github.com/NVIDIA/unsupervised-video-interpolation/blob/master/eval.py"],
-        )
+class InterpolationError(frame_pair_metric()):
+    key = "ie"
+    score = staticmethod(interpolation_error)
+    description, citation, inputs_description = _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION
+    reference_urls = [
+        "https://vision.middlebury.edu/flow/",
+        "https://github.com/NVIDIA/unsupervised-video-interpolation/blob/master/eval.py",
+    ]
 
-    def _compute(self, predictions, references, color="rms", per_image=False):
-        values = values_per_image(interpolation_error, predictions, references, color=color)
-        out = {"ie": float(np.mean(values)), "num_images": len(values)}
-        if per_image:
-            out["per_image"] = values
-        return out

@@ -20,12 +20,11 @@ on tensor batches directly (the training loop does).
 
 import math
 
-import datasets
 import evaluate
 import numpy as np
 import torch
 
-from .image_pairs import IMAGE_FEATURE, as_batches, values_per_image
+from .image_pairs import as_batches, frame_pair_metric
 
 __all__ = ["PSNR", "psnr"]
 
@@ -77,20 +76,12 @@ def psnr(predictions, references, data_range: float = 255.0) -> torch.Tensor:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class PSNR(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": IMAGE_FEATURE, "references": IMAGE_FEATURE}),
-            reference_urls=["https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
-                            "https://scikit-image.org/docs/stable/api/skimage.metrics.html"],
-        )
+class PSNR(frame_pair_metric()):
+    key = "psnr"
+    score = staticmethod(psnr)
+    description, citation, inputs_description = _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION
+    reference_urls = [
+        "https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
+        "https://scikit-image.org/docs/stable/api/skimage.metrics.html",
+    ]
 
-    def _compute(self, predictions, references, data_range=255.0, per_image=False):
-        values = values_per_image(psnr, predictions, references, data_range=data_range)
-        out = {"psnr": float(np.mean(values)), "num_images": len(values)}
-        if per_image:
-            out["per_image"] = values
-        return out

@@ -22,13 +22,12 @@ rounding. Images must be at least 11x11.
 
 import math
 
-import datasets
 import evaluate
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .image_pairs import IMAGE_FEATURE, as_batches, values_per_image
+from .image_pairs import as_batches, frame_pair_metric
 
 __all__ = ["SSIM", "ssim"]
 
@@ -134,20 +133,12 @@ def ssim(predictions, references, data_range: float = 255.0, sigma: float = 1.5)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class SSIM(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": IMAGE_FEATURE, "references": IMAGE_FEATURE}),
-            reference_urls=["https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
-                            "https://scikit-image.org/docs/stable/api/skimage.metrics.html"],
-        )
+class SSIM(frame_pair_metric()):
+    key = "ssim"
+    score = staticmethod(ssim)
+    description, citation, inputs_description = _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION
+    reference_urls = [
+        "https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
+        "https://scikit-image.org/docs/stable/api/skimage.metrics.html",
+    ]
 
-    def _compute(self, predictions, references, data_range=255.0, per_image=False):
-        values = values_per_image(ssim, predictions, references, data_range=data_range)
-        out = {"ssim": float(np.mean(values)), "num_images": len(values)}
-        if per_image:
-            out["per_image"] = values
-        return out
