@@ -41,3 +41,19 @@ def run_ranks(fn, *args, world_size: int = 2) -> None:
 
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, what=""):
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
+
+
+def assert_saves_match(model, reference, folder: str, rank: int, what: str = "") -> None:
+    """A TP=2 `save_pretrained` is tensor-for-tensor the TP=1 model's (every rank calls it; rank 0 also saves the
+    reference). Writes `<folder>-tp2` and `<folder>-tp1`."""
+    import torch.distributed as dist
+    from safetensors.torch import load_file
+
+    model.save_pretrained(f"{folder}-tp2")
+    if rank == 0:
+        reference.save_pretrained(f"{folder}-tp1")
+    dist.barrier()
+    tp1, tp2 = load_file(f"{folder}-tp1/model.safetensors"), load_file(f"{folder}-tp2/model.safetensors")
+    assert tp1.keys() == tp2.keys(), what
+    for key in tp1:
+        assert torch.equal(tp2[key], tp1[key]), f"{what} saved {key}"

@@ -8,6 +8,19 @@ import evaluate
 import numpy as np
 import torch
 
+# The paper whose evaluation psnr and ssim follow, and where: cited by both modules.
+SDCNET_CITATION = """\
+@inproceedings{reda2018sdc,
+  title={SDC-Net: Video prediction using spatially-displaced convolution},
+  author={Reda, Fitsum A. and Liu, Guilin and Shih, Kevin J. and Kirby, Robert and Barker, Jon and Tarjan, David
+          and Tao, Andrew and Catanzaro, Bryan},
+  booktitle={ECCV},
+  year={2018}
+}
+"""
+SDCNET_REFERENCES = ["https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
+                     "https://scikit-image.org/docs/stable/api/skimage.metrics.html"]
+
 IMAGE_FEATURE = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32"))))
 
 

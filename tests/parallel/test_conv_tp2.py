@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-from dist_utils import assert_close, run_ranks
+from dist_utils import assert_close, assert_saves_match, run_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -187,7 +187,6 @@ def _expected_grad(model, name, full_grad, rank):
 
 
 def _whole_model(rank, group, name, overrides, tmp, expected_types):
-    from safetensors.torch import load_file
     from transformers import AutoModelForImageClassification
 
     from adlr_hf import PDResNetForImageClassification, get_config
@@ -212,14 +211,7 @@ def _whole_model(rank, group, name, overrides, tmp, expected_types):
 
     # A TP=2 save is tensor-for-tensor the TP=1 save; loading it at tp_size=2 gives the same logits.
     folder = f"{tmp}/{name}"
-    model.save_pretrained(f"{folder}-tp2")
-    if rank == 0:
-        reference.save_pretrained(f"{folder}-tp1")
-    torch.distributed.barrier()
-    tp1, tp2 = load_file(f"{folder}-tp1/model.safetensors"), load_file(f"{folder}-tp2/model.safetensors")
-    assert tp1.keys() == tp2.keys()
-    for key in tp1:
-        assert torch.equal(tp2[key], tp1[key]), f"{name} saved {key}"
+    assert_saves_match(model, reference, folder, rank, name)
     loaded = AutoModelForImageClassification.from_pretrained(f"{folder}-tp1", tp_size=2).eval()
     assert is_tensor_parallel(loaded)
     with torch.no_grad():

@@ -24,19 +24,11 @@ import evaluate
 import numpy as np
 import torch
 
-from .image_pairs import as_batches, frame_pair_metric
+from .image_pairs import SDCNET_CITATION, SDCNET_REFERENCES, as_batches, frame_pair_metric
 
 __all__ = ["PSNR", "psnr"]
 
-_CITATION = """\
-@inproceedings{reda2018sdc,
-  title={SDC-Net: Video prediction using spatially-displaced convolution},
-  author={Reda, Fitsum A. and Liu, Guilin and Shih, Kevin J. and Kirby, Robert and Barker, Jon and Tarjan, David
-          and Tao, Andrew and Catanzaro, Bryan},
-  booktitle={ECCV},
-  year={2018}
-}
-"""
+_CITATION = SDCNET_CITATION
 
 _DESCRIPTION = """\
 PSNR = 10 log10(data_range^2 / MSE) per image over all pixels and channels, averaged over images (SDC-Net's
@@ -80,8 +72,5 @@ class PSNR(frame_pair_metric()):
     key = "psnr"
     score = staticmethod(psnr)
     description, citation, inputs_description = _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION
-    reference_urls = [
-        "https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
-        "https://scikit-image.org/docs/stable/api/skimage.metrics.html",
-    ]
+    reference_urls = SDCNET_REFERENCES
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .image_pairs import as_batches, frame_pair_metric
+from .image_pairs import SDCNET_CITATION, SDCNET_REFERENCES, as_batches, frame_pair_metric
 
 __all__ = ["SSIM", "ssim"]
 
@@ -38,14 +38,7 @@ _CITATION = """\
   journal={IEEE Transactions on Image Processing},
   volume={13}, number={4}, pages={600--612}, year={2004}
 }
-@inproceedings{reda2018sdc,
-  title={SDC-Net: Video prediction using spatially-displaced convolution},
-  author={Reda, Fitsum A. and Liu, Guilin and Shih, Kevin J. and Kirby, Robert and Barker, Jon and Tarjan, David
-          and Tao, Andrew and Catanzaro, Bryan},
-  booktitle={ECCV},
-  year={2018}
-}
-"""
+""" + SDCNET_CITATION
 
 _DESCRIPTION = """\
 Gaussian-weighted SSIM (sigma 1.5, population covariance, K1 0.01, K2 0.03) per image, mean over channels, averaged
@@ -137,8 +130,5 @@ class SSIM(frame_pair_metric()):
     key = "ssim"
     score = staticmethod(ssim)
     description, citation, inputs_description = _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION
-    reference_urls = [
-        "https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet",
-        "https://scikit-image.org/docs/stable/api/skimage.metrics.html",
-    ]
+    reference_urls = SDCNET_REFERENCES
 

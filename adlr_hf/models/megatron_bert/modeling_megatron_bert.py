@@ -108,6 +108,15 @@ class MegatronBertPreTrainedModel(AdlrPreTrainedModel):
             init.ones_(module.weight)
             init.zeros_(module.bias)
 
+    def _encode(self, inputs: dict, output_attentions, output_hidden_states, return_dict):
+        """A head's forward: the encoder's outputs (with the requested attentions / hidden states) and whether the
+        head returns a `ModelOutput` (the argument, else the config)."""
+        output_attentions, output_hidden_states, return_dict = self.output_options(
+            output_attentions, output_hidden_states, return_dict)
+        outputs = self.bert(**inputs, output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                            return_dict=True)
+        return outputs, return_dict
+
 
 def _padding_bias(attention_mask, dtype):
     """Additive [b, 1, 1, k] mask hiding padded keys, or None when nothing is padded."""
@@ -226,12 +235,10 @@ class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
                 return_dict=None, **kwargs):
         """`labels`: token ids at masked positions and -100 elsewhere (no shift). Under TP>1 in training mode the
         returned logits are this rank's vocabulary slice; in eval mode they cover the whole vocabulary."""
-        output_attentions, output_hidden_states, return_dict = self.output_options(
+        outputs, return_dict = self._encode(
+            dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                 position_ids=position_ids, inputs_embeds=inputs_embeds),
             output_attentions, output_hidden_states, return_dict)
-        outputs = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
         if labels is not None:
@@ -265,12 +272,10 @@ class MegatronBertForPreTraining(MegatronBertPreTrainedModel):
                 inputs_embeds=None, labels=None, sentence_order_label=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
         """`labels`: MLM targets (-100 where not masked); `sentence_order_label`: 0 in order, 1 swapped."""
-        output_attentions, output_hidden_states, return_dict = self.output_options(
+        outputs, return_dict = self._encode(
+            dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                 position_ids=position_ids, inputs_embeds=inputs_embeds),
             output_attentions, output_hidden_states, return_dict)
-        outputs = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
         logits = self.lm_head(outputs.last_hidden_state)
         sop_logits = self.binary_head(outputs.pooler_output)
         mlm_loss = sop_loss = loss = None
@@ -302,12 +307,10 @@ class MegatronBertForSequenceClassification(MegatronBertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
                 return_dict=None, **kwargs):
-        output_attentions, output_hidden_states, return_dict = self.output_options(
+        outputs, return_dict = self._encode(
+            dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                 position_ids=position_ids, inputs_embeds=inputs_embeds),
             output_attentions, output_hidden_states, return_dict)
-        outputs = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                            output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                            return_dict=True)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         # transformers' ForSequenceClassification loss: regression / single-label / multi-label by problem_type.
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None

@@ -3,13 +3,12 @@
 
 import pytest
 import torch
-from dist_utils import assert_close, run_ranks
+from dist_utils import assert_close, assert_saves_match, run_ranks
 
 pytestmark = pytest.mark.slow
 
 
 def _worker(rank, tmp):
-    from safetensors.torch import load_file
 
     from adlr_hf import get_config
     from adlr_hf.models.emotion import EmotionConfig, EmotionTransformerForSequenceClassification
@@ -63,14 +62,7 @@ def _worker(rank, tmp):
                 expected = split_for_rank(expected, dim, rank, 2, stride)
         assert_close(param.grad, expected, rtol=1e-5, atol=1e-6, what=f"grad of {name}")
 
-    model.save_pretrained(f"{tmp}/tp2")
-    if rank == 0:
-        reference.save_pretrained(f"{tmp}/tp1")
-    torch.distributed.barrier()
-    tp1, tp2 = load_file(f"{tmp}/tp1/model.safetensors"), load_file(f"{tmp}/tp2/model.safetensors")
-    assert tp1.keys() == tp2.keys()
-    for key in tp1:
-        assert torch.equal(tp1[key], tp2[key]), key
+    assert_saves_match(model, reference, f"{tmp}/emotion", rank)
 
 
 def test_emotion_classifier_tp2_matches_tp1(tmp_path):

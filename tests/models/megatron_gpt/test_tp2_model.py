@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from dist_utils import assert_close, run_ranks
+from dist_utils import assert_close, assert_saves_match, run_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +16,6 @@ def _tiny_config():
 
 
 def _worker(rank, tmp):
-    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     from adlr_hf import MegatronGPTForCausalLM
@@ -74,17 +73,10 @@ def _worker(rank, tmp):
         assert_close(param.grad, expected, rtol=1e-5, atol=1e-6, what=f"grad of {name}")
 
     # A TP=2 save is tensor-for-tensor the TP=1 save.
-    model.save_pretrained(f"{tmp}/tp2")
-    if rank == 0:
-        reference.save_pretrained(f"{tmp}/tp1")
-    torch.distributed.barrier()
-    tp1, tp2 = load_file(f"{tmp}/tp1/model.safetensors"), load_file(f"{tmp}/tp2/model.safetensors")
-    assert tp1.keys() == tp2.keys()
-    for key in tp1:
-        assert torch.equal(tp1[key], tp2[key]), key
+    assert_saves_match(model, reference, f"{tmp}/gpt", rank)
 
     # Loading inside an initialised TP group shards automatically; generation matches TP=1.
-    loaded = AutoModelForCausalLM.from_pretrained(f"{tmp}/tp1", tp_size=2)
+    loaded = AutoModelForCausalLM.from_pretrained(f"{tmp}/gpt-tp1", tp_size=2)
     assert loaded.transformer.layers[0].mlp.dense_h_to_4h.weight.shape[0] == config.ffn_hidden_size // 2
     reference.eval()
     prompt = ids[:, :6]

@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from dist_utils import assert_close, run_ranks
+from dist_utils import assert_close, assert_saves_match, run_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,6 @@ def _expected_grad(model, name, full_grad, rank):
 
 
 def _check(rank, group, name, tmp):
-    from safetensors.torch import load_file
     from transformers import AutoModel
 
     from adlr_hf import SDCNetForFramePrediction, get_config
@@ -52,12 +51,7 @@ def _check(rank, group, name, tmp):
     for pname, param in model.named_parameters():
         expected = _expected_grad(model, pname, ref_params[pname].grad, rank)
         assert_close(param.grad, expected, rtol=1e-9, atol=1e-10, what=f"{name} grad of {pname}")
-    model.save_pretrained(f"{tmp}/{name}-tp2")
-    if rank == 0:
-        reference.save_pretrained(f"{tmp}/{name}-tp1")
-    torch.distributed.barrier()
-    tp1, tp2 = load_file(f"{tmp}/{name}-tp1/model.safetensors"), load_file(f"{tmp}/{name}-tp2/model.safetensors")
-    assert tp1.keys() == tp2.keys() and all(torch.equal(tp1[k], tp2[k]) for k in tp1)
+    assert_saves_match(model, reference, f"{tmp}/{name}", rank, name)
     loaded = AutoModel.from_pretrained(f"{tmp}/{name}-tp1", tp_size=2, dtype=torch.float64)
     assert is_tensor_parallel(loaded)
     with torch.no_grad():
