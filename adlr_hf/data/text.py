@@ -29,8 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -354,19 +352,11 @@ def _pack(tokenized: datasets.Dataset, seq_len: int) -> tuple[list[np.ndarray], 
 
 
 def save_to_cache(dataset: datasets.Dataset, target: Path) -> datasets.Dataset:
-    """`save_to_disk` into a temporary sibling renamed to `target` (a crash leaves no half-written cache; when several
-    ranks race, the first rename wins), then reload it from disk."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        dataset.save_to_disk(str(tmp))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not target.is_dir():  # another process won the race only if the target now exists
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """`save_to_disk` written atomically to `target` (a crash leaves no half-written cache), then reloaded from
+    disk."""
+    from ..atomic import write_atomically
+
+    write_atomically(target, lambda tmp: dataset.save_to_disk(str(tmp)))
     return datasets.load_from_disk(str(target))
 
 

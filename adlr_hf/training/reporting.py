@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 import resource
@@ -9,6 +10,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from ..atomic import write_bytes_atomically
 
 
 class MetricsLog:
@@ -52,10 +55,10 @@ def plot_loss_curve(records: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    write_bytes_atomically(path, buffer.getvalue())
 
 
 def peak_memory_mib(device) -> float:
