@@ -74,16 +74,33 @@ def test_deepspeed_launcher_killed_at_and_during_a_checkpoint_resumes_exactly(tm
     _run([*launch, *_flags(corpus, run, "--resume")])
     assert_same_run(tmp_path / "straight", run)
 
-    # Killed while the step-6 checkpoint is being written: step 3 stays the latest complete one.
-    run = tmp_path / "killed_while_saving"
-    proc = _start([*launch, *_flags(corpus, run)])
-    _wait_for(run / "checkpoints" / ".step_00000006.partial", proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
-    assert not (run / "checkpoints" / "step_00000006").exists()
-    _, err = _run([*launch, *_flags(corpus, run, "--resume", str(run))])
+    # Killed while a checkpoint is being written (its .partial folder exists): the checkpoint before it stays the
+    # latest complete one. With a checkpoint every step the run spends a good share of its time saving, so the
+    # watcher catches one; a run that ends first is started again (at most three times).
+    for attempt in range(3):
+        run = tmp_path / f"killed_while_saving{attempt}"
+        proc = _start([*launch, *_flags(corpus, run, "--save-every", "1")])
+        _wait_for(run / "checkpoints" / "step_00000003" / "trainer_state.json", proc)
+        partial = _catch_partial(run / "checkpoints", proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if partial is not None and partial.exists():  # not renamed between the look and the kill
+            break
+    assert partial is not None and partial.exists(), "no checkpoint was caught while being written in three runs"
+    step = int(partial.name.split("_")[1].split(".")[0])
+    assert (run / "checkpoints" / "latest").read_text().strip() < f"step_{step:08d}"
+    _run([*launch, *_flags(corpus, run, "--save-every", "1", "--resume", str(run))])
     assert_same_run(tmp_path / "straight", run)
+
+
+def _catch_partial(folder: Path, proc):
+    """The first `.step_N.partial` folder (N > 3) seen while `proc` runs, or None when it ended first."""
+    while proc.poll() is None:
+        found = [p for p in folder.glob(".step_*.partial") if int(p.name.split("_")[1].split(".")[0]) > 3]
+        if found:
+            return found[0]
+        time.sleep(0.002)
+    return None
 
 
 def test_torchrun_sigterm_stops_with_a_checkpoint_and_a_dead_rank_fails_the_job(tmp_path):
