@@ -142,7 +142,7 @@ def _samples_batch(batch: dict[str, list], indices: list[int], tokenizer: PreTra
     """Batched `map` function: documents -> samples (any number per document)."""
     docs = [split_sentences(text) for text in batch[text_column]]
     flat = [s for doc in docs for s in doc]
-    ids = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+    ids = tokenizer(flat, add_special_tokens=False, verbose=False)["input_ids"] if flat else []
     out: dict[str, list] = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
     if sop:
         out["sentence_order_label"] = []

@@ -330,7 +330,7 @@ def _tokenize_documents(batch: dict[str, list], tokenizer: PreTrainedTokenizerBa
                         eos_id: int) -> dict[str, list]:
     """Batched `map` function: token ids of each non-blank document followed by one EOS."""
     docs = [d for d in batch[text_column] if d is not None and d.strip()]
-    ids = tokenizer(docs, add_special_tokens=False)["input_ids"] if docs else []
+    ids = tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"] if docs else []
     return {"input_ids": [list(x) + [eos_id] for x in ids]}
 
 
