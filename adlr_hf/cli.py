@@ -211,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_pub.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR that is not a publish")
     p_pub.add_argument("--push", action="store_true", help="upload OUT_DIR to --repo-id (needs a token and network)")
     p_pub.set_defaults(func=_cmd_publish)
+    from .planning.command import add_plan_arguments, run as run_plan
+
+    p_plan = add_plan_arguments(sub.add_parser(
+        "plan", help="plan a training layout without running it: memory, FLOPs and communication per rank, and the "
+                     "launch files (adlr_hf.planning)"))
+    p_plan.set_defaults(func=run_plan)
     return parser
 
 

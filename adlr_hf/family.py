@@ -84,6 +84,39 @@ class CardFacts:
 
 
 @dataclass(frozen=True)
+class PaperScale:
+    """The layout a paper trained the family's largest models at: the model card's "scaling" section plans the
+    published configuration at it with `adlr-hf plan` (computed, never measured).
+
+    `precision` is "bf16", "fp16" or "fp32" and `zero_stage` the ZeRO stage, as in configs/deepspeed/; `gpu_memory_gib`
+    is the memory of one of the paper's GPUs (the card says whether the planned peak fits); `source` names where in
+    the paper the layout comes from."""
+
+    tp: int
+    dp: int
+    micro_batch_size: int
+    seq_len: int
+    grad_accum: int = 1
+    zero_stage: int = 0
+    precision: str = "bf16"
+    activation_checkpointing: bool = False
+    gpus_per_node: int = 8
+    gpu_memory_gib: float | None = None
+    source: str = ""
+
+    def deepspeed_config(self) -> dict:
+        config = {"zero_optimization": {"stage": self.zero_stage}}
+        if self.precision in ("bf16", "fp16"):
+            config[self.precision] = {"enabled": True}
+        return config
+
+    @property
+    def deepspeed_config_file(self) -> str:
+        """The shipped file with the same settings (configs/deepspeed/zeroN[_bf16].json)."""
+        return f"configs/deepspeed/zero{self.zero_stage}{'' if self.precision == 'fp32' else '_bf16'}.json"
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     """One family: its config class, its models by Auto class, its variants, converters, default training task,
     model-card facts, its processor and any extra registration (processors, tokenizers, pipelines).
@@ -94,7 +127,8 @@ class FamilySpec:
     the family has one that needs no training; tasks save it beside the model. `tasks` are tasks only this family
     trains (their file lives in the family's folder); they are registered with the family.
     `unsupported` maps a conformance check of `tests/test_all_models.py` that the family cannot pass to the reason;
-    the sweep then checks that the family refuses it with a clear error.
+    the sweep then checks that the family refuses it with a clear error. `paper_scale` (optional) is the paper's
+    training layout, which the model card plans the published model at.
     """
 
     name: str
@@ -108,6 +142,7 @@ class FamilySpec:
     processor: Callable[[Any], Any] | None = None
     tasks: tuple = ()
     unsupported: dict[str, str] = field(default_factory=dict)
+    paper_scale: PaperScale | None = None
 
     @property
     def model_type(self) -> str:

@@ -137,6 +137,17 @@ def _systems_section(systems: dict, task) -> list[str]:
     return lines + [""]
 
 
+def _scaling_section(config, family) -> list[str]:
+    """The family's paper layout, planned for this configuration by `adlr-hf plan` (adlr_hf.planning), where the
+    family declares one (`FamilySpec.paper_scale`)."""
+    scale = getattr(family, "paper_scale", None)
+    if scale is None:
+        return []
+    from ..planning.paper_scale import scaling_section
+
+    return scaling_section(config, scale)
+
+
 def card_body(*, title: str, model_id: str, config, family, task, auto_name: str, training: dict | None,
               systems: dict, records: list[dict], suggested: list[str], base_local: str | None,
               base_hub: str | None, has_loss_curve: bool, source_kind: str) -> str:
@@ -156,6 +167,7 @@ def card_body(*, title: str, model_id: str, config, family, task, auto_name: str
     lines += [f"| weights | {systems['dtype']}, safetensors |", ""]
     lines += _training_section(training, task, source_kind, base_hub, base_local, has_loss_curve)
     lines += _systems_section(systems, task)
+    lines += _scaling_section(config, family)
     lines += [evaluation_section(records, suggested), ""]
     snippet = task.usage_snippet(model_id) if task is not None else \
         f"```python\nfrom transformers import {auto_name}\n\nmodel = {auto_name}.from_pretrained({model_id!r}, " \

@@ -1,7 +1,7 @@
 """Megatron-BERT (Shoeybi et al., arXiv 1909.08053; reference NVIDIA/Megatron-LM): a BERT encoder with Megatron's
 tensor parallelism and the paper's pre-LN block ordering (post-LN as an option)."""
 
-from ...family import CardFacts, Converter, FamilySpec
+from ...family import CardFacts, Converter, FamilySpec, PaperScale
 from ..megatron_common.family_facts import MEGATRON_CONVERTER_OPTIONS, MEGATRON_LM
 from ..megatron_common.family_facts import megatron_variant as _bert
 from .configuration_megatron_bert import AdlrMegatronBertConfig
@@ -44,6 +44,14 @@ SPEC = FamilySpec(
         tags=("bert", "fill-mask", "tensor-parallelism"),
         limitations=("A masked language model fills in tokens from its training distribution and reproduces its "
                      "biases; fine-tune it before using it for a downstream task.",)),
+    # Megatron-LM Table 4: the 3.9B BERT on 512 GPUs (V100 32 GB, DGX-2H nodes of 16), batch 1024 of 512 tokens.
+    # The 4-way tensor-parallel split is an assumption (not verified against the paper); the card says so.
+    paper_scale=PaperScale(tp=4, dp=128, micro_batch_size=8, seq_len=512, zero_stage=0, precision="bf16",
+                           activation_checkpointing=True, gpus_per_node=16, gpu_memory_gib=32,
+                           source="The paper's layout for its largest BERT (Megatron-LM, arXiv 1909.08053, Table 4): "
+                                  "512 V100 32 GB GPUs (DGX-2H nodes of 16), 1,024 sequences of 512 tokens per step, "
+                                  "16-bit weights with fp32 master weights, activation checkpointing per layer; "
+                                  "4-way tensor parallelism assumed (the paper's split is not verified here)."),
 )
 
 __all__ = [

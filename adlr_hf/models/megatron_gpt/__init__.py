@@ -1,7 +1,7 @@
 """Megatron-GPT (Shoeybi et al., arXiv 1909.08053; reference NVIDIA/Megatron-LM): a GPT-2-style causal LM whose
 attention, MLP and vocabulary layers split across ranks with Megatron's tensor parallelism."""
 
-from ...family import CardFacts, Converter, FamilySpec
+from ...family import CardFacts, Converter, FamilySpec, PaperScale
 from ..megatron_common.family_facts import MEGATRON_CONVERTER_OPTIONS, MEGATRON_LM
 from ..megatron_common.family_facts import megatron_variant as _gpt
 from .configuration_megatron_gpt import MegatronGPTConfig
@@ -52,6 +52,15 @@ SPEC = FamilySpec(
         tags=("gpt2", "causal-lm", "tensor-parallelism"),
         limitations=("A language model continues text; it states falsehoods fluently and reproduces biases of its "
                      "training data. It was not tuned to follow instructions or for safety.",)),
+    # Megatron-LM §5: the 8.3B model on 512 V100 32 GB (32 DGX-2H nodes × 16), 8-way model × 64-way data parallel,
+    # batch 512 of 1024 tokens, mixed precision (fp16 there; bf16 here, the same bytes), per-layer activation
+    # checkpointing (Megatron-LM's --checkpoint-activations), no optimizer sharding (ZeRO-0).
+    paper_scale=PaperScale(tp=8, dp=64, micro_batch_size=8, seq_len=1024, zero_stage=0, precision="bf16",
+                           activation_checkpointing=True, gpus_per_node=16, gpu_memory_gib=32,
+                           source="The paper's layout (Megatron-LM, arXiv 1909.08053, §5): 8-way tensor × 64-way "
+                                  "data parallelism on 512 V100 32 GB GPUs (32 DGX-2H nodes of 16), 512 sequences "
+                                  "of 1,024 tokens per step, 16-bit weights with fp32 master weights, activation "
+                                  "checkpointing per layer."),
 )
 
 __all__ = [
