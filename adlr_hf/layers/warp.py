@@ -10,6 +10,8 @@ Semantics (flow in pixels, channel 0 = u = x displacement, channel 1 = v = y dis
 
 read bilinearly (or at the nearest pixel), with sample coordinates clamped to the image (border padding), through
 `F.grid_sample(align_corners=True, padding_mode="border")`: pixel centres sit at integer coordinates 0 .. W-1.
+`padding_mode="zeros"` reads 0 outside the image instead (grid_sample's default, which NVIDIA/unsupervised-video-
+interpolation's `MyResample2D` relies on).
 Deviation from the reference: `grid_sample` replaces the FlowNet2 CUDA extension (`Resample2d`); exact parity of the
 two at the image border is not established (the reference clamps each bilinear corner, which gives the same values).
 
@@ -21,9 +23,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["WARP_MODES", "flow_to_grid", "warp"]
+__all__ = ["PADDING_MODES", "WARP_MODES", "flow_to_grid", "warp"]
 
 WARP_MODES = ("bilinear", "nearest")
+PADDING_MODES = ("border", "zeros")
 
 
 def _check_pair(image: torch.Tensor, flow: torch.Tensor, what: str = "image") -> None:
@@ -58,24 +61,28 @@ def flow_to_grid(flow: torch.Tensor) -> torch.Tensor:
     return torch.stack((gx, gy), dim=-1)
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear",
+         padding_mode: str = "border") -> torch.Tensor:
     """Backward-warp `image` (B, C, H, W) by `flow` (B, 2, H, W): out[y, x] = image[y + v, x + u].
 
     mode="bilinear" for frames (differentiable in image and flow); mode="nearest" for label maps: every output value
     is one of the input's values, and integer (or bool) label maps keep their dtype. The flow runs in the image's
-    floating dtype (float32 for label maps)."""
+    floating dtype (float32 for label maps). padding_mode: "border" (clamp to the edge) or "zeros" (0 outside)."""
     if mode not in WARP_MODES:
         raise ValueError(f"mode={mode!r} is not one of {WARP_MODES}; use 'bilinear' for frames, 'nearest' for labels")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode={padding_mode!r} is not one of {PADDING_MODES}; use 'border' to repeat the "
+                         "edge pixels or 'zeros' to read 0 outside the image")
     _check_pair(image, flow)
     if image.is_floating_point() or image.is_complex():
         if image.is_complex():
             raise ValueError(f"image dtype {image.dtype} is complex; warp real images or label maps")
         grid = flow_to_grid(flow.to(image.dtype))
-        return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+        return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
     if mode != "nearest":
         raise ValueError(f"image dtype {image.dtype} is not floating point: bilinear warping would blend label ids; "
                          "use mode='nearest' for label maps, or convert the image to float")
     # Label maps: sample in float64 (exact for every int32 and for int64 ids below 2**53), then restore the dtype.
     grid = flow_to_grid(flow.to(torch.float64))
-    out = F.grid_sample(image.to(torch.float64), grid, mode="nearest", padding_mode="border", align_corners=True)
+    out = F.grid_sample(image.to(torch.float64), grid, mode="nearest", padding_mode=padding_mode, align_corners=True)
     return out.round().to(image.dtype)

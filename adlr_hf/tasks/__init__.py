@@ -10,6 +10,7 @@ from .causal_lm import CausalLMTask
 from .char_lm import CharLMTask
 from .image_classification import ImageClassificationTask
 from .next_frame import NextFrameTask
+from .video_interpolation import VideoInterpolationTask
 
 _TASKS: dict[str, Task] = {}
 
@@ -95,7 +96,7 @@ def all_evaluations() -> list[str]:
 
 
 for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask(),
-              NextFrameTask()):
+              NextFrameTask(), VideoInterpolationTask()):
     register_task(_task)
 
 __all__ = [

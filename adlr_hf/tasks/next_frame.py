@@ -17,113 +17,59 @@ reversal (the reference's augmentation) and flip, drawn from (seed, epoch, windo
 
 from __future__ import annotations
 
-import argparse
-import math
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from ..family import Option
-from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
+from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
+from .video_data import (
+    CROP_SIZE,
+    DEFAULT_CROP,
+    FLIP,
+    FRAME_STRIDE,
+    REVERSE,
+    EpochFrameWindows,
+    MeanFrameMetric,
+    check_clip_sizes,
+    held_out_split,
+    joined_windows,
+    measure_frame_flops,
+    measure_frame_throughput,
+    parse_crop,
+    reference_adam,
+    score_frames,
+)
 
-DEFAULT_CROP = 256  # the paper trains on 256×256 crops
 CALIBRATION_WINDOWS = 8  # training windows `fit_input_statistics` sees
 
 
-def parse_crop(value) -> tuple[int, int] | None:
-    """`--crop-size`: "256" (square), "256x448" (H x W) or "0" (full frames) -> (h, w) or None."""
-    text = str(value).lower().strip()
-    try:
-        parts = [int(p) for p in text.split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1 and parts[0] == 0:
-        return None
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise ValueError(f"--crop-size {value!r} must be N (square), HxW, or 0 for full frames")
-    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-
-
-FRAME_STRIDE = Option("--frame-stride", dict(type=int, default=1, help="next-frame: windows start every N frames "
-                                                                       "(default 1)"))
 NEXT_FRAME_OPTIONS = (
-    Option("--crop-size", dict(default=str(DEFAULT_CROP), help="next-frame: training crop, N or HxW (a multiple of "
-                                                               f"the model's size divisor); 0 = full frames "
-                                                               f"(default {DEFAULT_CROP})")),
+    CROP_SIZE,
     Option("--window", dict(type=int, default=None, help="next-frame: frames per sample, the past frames plus the "
                                                          "target (default: the model's sequence_length + 1)")),
     FRAME_STRIDE,
-    Option("--reverse", dict(action=argparse.BooleanOptionalAction, default=True,
-                             help="next-frame: play training windows backwards with probability 1/2 (default on, "
-                                  "as the reference)")),
-    Option("--flip", dict(action="store_true", help="next-frame: flip training windows horizontally with "
-                                                   "probability 1/2")),
+    REVERSE,
+    FLIP,
 )
 
 
 def frame_metrics(predicted: torch.Tensor, target: torch.Tensor, last: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-frame PSNR / SSIM / IE (float64, (B,)) of predictions and of the copy-last-frame baseline. Frames are
-    (B, 3, H, W) in [0, 255]; predictions are clamped and rounded to 8 bits first, as a saved frame would be (the
-    reference casts to uint8 without clamping). IE is the mean over pixels of the RGB error norm (its `main.py`)."""
-    from ..metrics.ie.ie import interpolation_error
-    from ..metrics.psnr.psnr import psnr
-    from ..metrics.ssim.ssim import ssim
-
-    predicted = predicted.detach().float().clamp(0, 255).round()
-    target, last = target.detach().float(), last.detach().float()
-    return {"psnr": psnr(predicted, target), "ssim": ssim(predicted, target),
-            "ie": interpolation_error(predicted, target, color="mean_l2"),
-            "copy_last_psnr": psnr(last, target), "copy_last_ssim": ssim(last, target),
-            "copy_last_ie": interpolation_error(last, target, color="mean_l2")}
+    """Per-frame PSNR / SSIM / IE (float64, (B,)) of predictions and of the copy-last-frame baseline (frames
+    (B, 3, H, W) in [0, 255]; `score_frames`: 8-bit predictions, IE as the reference's `main.py`)."""
+    baseline = score_frames(last, target, quantize=False)  # a real frame, scored as it is
+    return {**score_frames(predicted, target), **{f"copy_last_{key}": value for key, value in baseline.items()}}
 
 
-class NextFrameMetric(EvalMetric):
+class NextFrameMetric(MeanFrameMetric):
     """Training-time evaluation: mean PSNR / SSIM of the predicted frames and the copy-last-frame PSNR, over every
     data-parallel rank (the metric modules' torch functions)."""
 
     keys = ("psnr", "ssim", "copy_last_psnr")
 
-    def __init__(self, dp_group=None):
-        self.dp_group = dp_group
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = torch.zeros(len(self.keys) + 1, dtype=torch.float64)
-
-    def add_batch(self, outputs, batch) -> None:
-        values = frame_metrics(outputs.predicted_frame, batch["labels"], batch["pixel_values_videos"][:, -1])
-        for i, key in enumerate(self.keys):
-            self.sums[i] += values[key].sum().cpu()
-        self.sums[-1] += values["psnr"].numel()
-
-    def compute(self) -> dict[str, float]:
-        sums = self.sums.clone()
-        if self.dp_group is not None and dist.is_initialized() and dist.get_world_size(self.dp_group) > 1:
-            dist.all_reduce(sums, group=self.dp_group)
-        if sums[-1] == 0:
-            return {}
-        return {key: float(sums[i] / sums[-1]) for i, key in enumerate(self.keys)}
-
-
-class EpochFrameWindows(torch.utils.data.Dataset):
-    """Decoded windows of a frame dataset, with `set_epoch` (the training loop calls it each epoch) forwarding to
-    the augmentation transform."""
-
-    def __init__(self, windows, transform):
-        from ..data.frames import with_frame_transform
-
-        self.transform = transform
-        self.windows = with_frame_transform(windows, transform)
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, index):
-        return self.windows[int(index)]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.transform.set_epoch(epoch)
+    def values(self, outputs, batch) -> dict[str, torch.Tensor]:
+        return frame_metrics(outputs.predicted_frame, batch["labels"], batch["pixel_values_videos"][:, -1])
 
 
 def next_frame_collate(examples: list[dict]) -> dict[str, torch.Tensor]:
@@ -150,22 +96,6 @@ def check_flow_source(config, size: tuple[int, int] | None = None) -> None:
     if size is not None:
         frames = torch.zeros(1, 3, *size)
         source(frames, frames)
-
-
-def held_out_split(windows, clips, fraction: float, window: int) -> tuple[list[int], list[int]]:
-    """Row indices of training and held-out windows: of each clip of at least 2·window frames, the last
-    max(window, ⌈fraction·frames⌉) frames are held out; windows that cross the cut are dropped."""
-    cut = {}
-    for clip in clips:
-        held = max(window, math.ceil(fraction * clip.num_frames)) if fraction > 0 else 0
-        cut[clip.name] = clip.num_frames - held if clip.num_frames >= 2 * window and held else clip.num_frames
-    train, held_out = [], []
-    for row, (name, index) in enumerate(zip(windows["clip"], windows["frame_index"])):
-        if index[-1] < cut[name]:
-            train.append(row)
-        elif index[0] >= cut[name]:
-            held_out.append(row)
-    return train, held_out
 
 
 class NextFrameTask(Task):
@@ -242,16 +172,16 @@ class NextFrameTask(Task):
         train_parts, held_parts = [], []
         for path in args.data:
             clips = find_clips(path)
-            _check_sizes(clips, crop, getattr(config, "size_divisor", 1))
+            check_clip_sizes(clips, crop, getattr(config, "size_divisor", 1))
             windows = load_frame_windows(path, window=window, stride=args.frame_stride)
             train, held = held_out_split(windows, clips, args.eval_fraction, window)
             train_parts.append((windows, train))
             held_parts.append((windows, held))
-        train = _joined(train_parts)
+        train = joined_windows(train_parts)
         if len(train) == 0:
             raise ValueError(f"no training windows of {window} frames outside the held-out frames of {args.data}; "
                              "lower --eval-fraction or --window, or add frames")
-        held_out = _joined(held_parts)
+        held_out = joined_windows(held_parts)
         held_out = held_out if len(held_out) else None
         train_set = EpochFrameWindows(train, FrameWindowTransform(crop, random_crop=True, reverse=args.reverse,
                                                                   flip=args.flip, seed=args.seed))
@@ -271,8 +201,7 @@ class NextFrameTask(Task):
 
     def build_optimizer(self, model, args) -> torch.optim.Optimizer:
         """Adam with L2 weight decay on every parameter, as the reference's `main.py` (lr 1e-4, wd 1e-3 there)."""
-        return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr,
-                                weight_decay=args.weight_decay)
+        return reference_adam(model, args)
 
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
@@ -338,32 +267,6 @@ def _pair(values) -> str:
     return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
 
 
-def _joined(parts):
-    """The chosen rows of each --data path's windows as one dataset, `window_id` renumbered 0 .. n-1 (unique across
-    paths: augmentation seeds use it)."""
-    import datasets
-
-    features = parts[0][0].features
-    columns = {name: [] for name in features}
-    for windows, rows in parts:
-        values = windows.to_dict()
-        for name in columns:
-            columns[name] += [values[name][row] for row in rows]
-    columns["window_id"] = list(range(len(columns["window_id"])))
-    return datasets.Dataset.from_dict(columns, features=features)
-
-
-def _check_sizes(clips, crop, divisor: int) -> None:
-    for clip in clips:
-        if crop is None and (clip.height % divisor or clip.width % divisor):
-            side = max(1, min(clip.height, clip.width) // divisor) * divisor
-            raise ValueError(f"clip {clip.name!r} is {clip.width}x{clip.height} (WxH): full frames must be multiples "
-                             f"of {divisor}; pass --crop-size (e.g. {side})")
-        if crop is not None and (crop[0] > clip.height or crop[1] > clip.width):
-            raise ValueError(f"--crop-size {crop[0]}x{crop[1]} (HxW) is larger than clip {clip.name!r} "
-                             f"({clip.height}x{clip.width}); use a smaller crop")
-
-
 def _fit_statistics(config, train, crop, is_main: bool):
     """`config.fit_input_statistics` on up to CALIBRATION_WINDOWS evenly spread training windows (centre crops, no
     augmentation), computed on rank 0 and broadcast so every rank builds the same model."""
@@ -386,71 +289,3 @@ def _fit_statistics(config, train, crop, is_main: bool):
             if key in values:
                 setattr(config, key, values[key])
     return fitted
-
-
-def measure_frame_flops(model, size: tuple[int, int]) -> dict:
-    """FLOPs per predicted frame counted by `torch.utils.flop_counter.FlopCounterMode` on one window of random
-    frames of `size` (h, w): the eval forward, and forward + backward of the loss."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    frames, target = _probe_frames(model, size, batch=1)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(pixel_values_videos=frames, labels=target)  # warm-up: builds the flow source
-            with FlopCounterMode(display=False) as counter:
-                model(pixel_values_videos=frames, labels=target)
-        forward = counter.get_total_flops()
-        with FlopCounterMode(display=False) as counter:
-            model(pixel_values_videos=frames, labels=target).loss.backward()
-        train = counter.get_total_flops()
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-    return {"method": "torch.utils.flop_counter.FlopCounterMode, one window, 2 FLOPs per multiply-add",
-            "input_shape": [3, *size], "inference_flops_per_frame": int(forward),
-            "training_flops_per_frame": int(train)}
-
-
-@torch.no_grad()
-def measure_frame_throughput(model, size: tuple[int, int], runs: int = 5, warmup: int = 1) -> dict:
-    """Predicted frames per second of the eval forward at batch 1 from raw frames (the flow source included)."""
-    import statistics
-    import time
-
-    from ..hub.systems import machine_description
-
-    frames, _ = _probe_frames(model, size, batch=1)
-    was_training = model.training
-    model.eval()
-    timings = []
-    try:
-        for i in range(warmup + runs):
-            if frames.device.type == "cuda":
-                torch.cuda.synchronize(frames.device)
-            start = time.perf_counter()
-            model(pixel_values_videos=frames)
-            if frames.device.type == "cuda":
-                torch.cuda.synchronize(frames.device)
-            if i >= warmup:
-                timings.append(time.perf_counter() - start)
-    finally:
-        model.train(was_training)
-    return {"frames_per_second": 1.0 / statistics.median(timings), "batch_size": 1, "runs": runs,
-            "input_shape": [3, *size], "seconds": [round(t, 6) for t in timings],
-            "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "device": str(frames.device),
-            "machine": machine_description(frames.device)}
-
-
-def _probe_frames(model, size, batch: int):
-    """A smooth random clip (so a flow source finds structure) of T frames and a target, on the model's device."""
-    config = model.config
-    generator = torch.Generator().manual_seed(0)
-    count = config.sequence_length + 1
-    coarse = torch.rand(batch, count, 3, max(1, size[0] // 8), max(1, size[1] // 8), generator=generator) * 255
-    frames = torch.nn.functional.interpolate(coarse.flatten(0, 1), size=size, mode="bilinear", align_corners=False)
-    frames = frames.view(batch, count, 3, *size)
-    param = next(model.parameters())
-    frames = frames.to(param.device)
-    return frames[:, :-1], frames[:, -1]

@@ -1,5 +1,6 @@
 """Backward warping (SDC-Net, arXiv 1811.00684; NVIDIA/semantic-segmentation branch sdcnet warps with Resample2d):
-identities, the bilinear formula with border clamping, nearest mode for label maps, bad inputs."""
+identities, the bilinear formula with border clamping or zeros outside the image (NVIDIA/unsupervised-video-
+interpolation's MyResample2D), nearest mode for label maps, bad inputs."""
 
 import math
 
@@ -52,6 +53,22 @@ def test_fractional_and_out_of_image_flow_match_the_formula():
     assert torch.allclose(warp(image, flow), bilinear_reference(image, flow), rtol=0, atol=1e-12)
 
 
+def test_zeros_padding_reads_zero_outside_the_image():
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(1, 2, 5, 7, generator=g, dtype=torch.float64) + 1
+    flow = torch.randn(1, 2, 5, 7, generator=g, dtype=torch.float64) * 4  # many samples leave the image
+    # bilinear with every corner outside the image read as 0 = the edge-clamped warp of the image inside a ring of
+    # zeros (a sample further out clamps onto the ring)
+    padded = torch.nn.functional.pad(image, (1, 1, 1, 1))
+    expected = bilinear_reference(padded, torch.nn.functional.pad(flow, (1, 1, 1, 1)))[:, :, 1:-1, 1:-1]
+    assert torch.allclose(warp(image, flow, padding_mode="zeros"), expected, rtol=0, atol=1e-12)
+    shift = torch.zeros(1, 2, 5, 7, dtype=torch.float64)
+    shift[:, 0] = 2
+    assert torch.allclose(warp(image, shift, padding_mode="zeros")[..., -2:], torch.zeros(1, 2, 5, 2,
+                                                                                         dtype=torch.float64),
+                          rtol=0, atol=1e-12)
+
+
 def test_bilinear_warp_is_differentiable_in_image_and_flow():
     g = torch.Generator().manual_seed(1)
     image = torch.rand(1, 2, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
@@ -90,6 +107,7 @@ def test_flow_to_grid_hits_pixel_centres():
     (torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long), {}, "floating-point"),
     (torch.zeros(1, 1, 4, 4, dtype=torch.long), torch.zeros(1, 2, 4, 4), {}, "use mode='nearest' for label maps"),
     (torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), {"mode": "bicubic"}, "not one of"),
+    (torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), {"padding_mode": "reflection"}, "padding_mode='reflection'"),
     ([[1.0]], torch.zeros(1, 2, 4, 4), {}, "must be torch tensors"),
 ])
 def test_bad_inputs(image, flow, kwargs, match):
