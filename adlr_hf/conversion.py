@@ -1,6 +1,6 @@
 """Converter I/O every family's converter shares: checking the output folder, reading weights (torch files with
-`weights_only=True`, safetensors, transformers folders), fitting converted weights to the model strictly (keys and
-shapes, on the meta device) and writing the model folder atomically."""
+`weights_only=True`, reference training checkpoints, safetensors, transformers folders), fitting converted weights to
+the model strictly (keys and shapes, on the meta device) and writing the model folder atomically."""
 
 from __future__ import annotations
 
@@ -84,6 +84,21 @@ def read_torch_file(path: Path) -> dict:
     except Exception as err:  # noqa: BLE001 - corrupt, truncated or not a torch file: one clear error
         raise ValueError(f"{str(path)!r} is not a readable PyTorch checkpoint ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]}); re-copy or re-download it.") from None
+
+
+def read_reference_checkpoint(path: Path, what: str, saved_by: str) -> tuple[dict[str, torch.Tensor], str | None]:
+    """(state dict without DataParallel / DDP `module.` prefixes, the checkpoint's "arch" or None) of a torch file
+    holding the reference's {"arch", "state_dict", ...} checkpoint or a bare state dict. `what` names the model and
+    `saved_by` the reference script in the error, e.g. "SDC-Net", "main.py"."""
+    obj, arch = read_torch_file(path), None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        arch = obj.get("arch") if isinstance(obj.get("arch"), str) else None
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{str(path)!r} holds no {what} state dict: expected a checkpoint dict with a 'state_dict' "
+                         f"of tensors (the reference's {saved_by} layout) or a bare state dict; got "
+                         f"{type(obj).__name__}")
+    return {key.removeprefix("module."): value for key, value in obj.items()}, arch
 
 
 def read_safetensors(path: Path) -> dict:

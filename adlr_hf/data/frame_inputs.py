@@ -48,9 +48,11 @@ def frame_array(frame, index: int) -> np.ndarray:
 
 def read_clip(inputs, at_least: int = 2, last: int | None = None) -> list[np.ndarray]:
     """The frames of `inputs` (a `ClipInput`, a (T, ...) array or tensor, a frame folder or a video file) as
-    (H, W, 3) uint8 arrays: all of them, or the `last` N. At least `at_least` frames, all of one size."""
+    (H, W, 3) uint8 arrays: all of them, or the `last` N (what a model that predicts from the last N frames reads).
+    At least `at_least` frames, all of one size."""
     from .frames import find_clips, read_video_frames
 
+    why = "" if last is None else f"the model predicts from the last {last}: "
     if isinstance(inputs, (str, os.PathLike)):
         path = Path(os.path.expanduser(os.fspath(inputs)))
         clips = find_clips(path)  # names a missing path, a non-video file, an unreadable video
@@ -59,7 +61,8 @@ def read_clip(inputs, at_least: int = 2, last: int | None = None) -> list[np.nda
                              "one clip: a folder of frames or one video file")
         clip = clips[0]
         if clip.num_frames < at_least:
-            raise ValueError(f"clip {str(path)!r} has {clip.num_frames} frame(s); pass a clip of at least {at_least}")
+            raise ValueError(f"clip {str(path)!r} has {clip.num_frames} frame(s); {why}pass a clip of at least "
+                             f"{at_least} frames")
         start = 0 if last is None else max(0, clip.num_frames - last)
         if clip.kind == "video":
             return list(read_video_frames(clip.source, range(start, clip.num_frames)))
@@ -72,7 +75,7 @@ def read_clip(inputs, at_least: int = 2, last: int | None = None) -> list[np.nda
         raise ValueError(f"cannot read frames from a {type(inputs).__name__}; pass a list of frames (PIL images, "
                          "(H, W, 3) arrays, image paths), a folder of frames or a video file")
     if len(frames) < at_least:
-        raise ValueError(f"got {len(frames)} frame(s); pass at least {at_least} consecutive frames")
+        raise ValueError(f"got {len(frames)} frame(s); {why}pass at least {at_least} consecutive frames")
     if last is not None:
         frames = frames[-last:]
     arrays = [frame_array(frame, i) for i, frame in enumerate(frames)]

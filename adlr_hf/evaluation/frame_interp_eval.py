@@ -24,11 +24,10 @@ import os
 from collections import defaultdict
 
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..checks import check_int
-from ..parallel.state import get_parallel_state
+from .data_parallel import gather_records, rank_share, shows_progress
 
 __all__ = ["FRAME_INTERP_TASK", "evaluate_frame_interpolation", "evaluate_frame_interpolation_model_dir"]
 
@@ -52,15 +51,12 @@ def evaluate_frame_interpolation(model, processor, data, layout: str = "triplets
     samples = find_interp_samples(data, layout, num_interp)
     if not samples:
         raise ValueError(f"no {layout} samples under {data!r}")
-    state = get_parallel_state()
-    dp_rank, dp_size = (state.dp_rank, state.dp_size) if state is not None else (0, 1)
-    mine = list(enumerate(samples))[dp_rank::dp_size]
+    mine = rank_share(list(enumerate(samples)))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     records = []
-    show = progress and (state is None or state.rank == 0)
 
     def score(group) -> None:
         """One forward for samples of one frame size and one set of timesteps."""
@@ -80,7 +76,8 @@ def evaluate_frame_interpolation(model, processor, data, layout: str = "triplets
 
     try:
         group = []
-        for number, sample in tqdm(mine, desc="evaluate frame-interpolation", unit="sample", disable=not show):
+        for number, sample in tqdm(mine, desc="evaluate frame-interpolation", unit="sample",
+                                   disable=not shows_progress(progress)):
             frames = read_sample_frames(sample.inputs + sample.targets)  # (2 + N, H, W, 3) uint8, one size
             if group and (len(group) == batch_size or group[0][2].shape != frames.shape
                           or group[0][1].timesteps != sample.timesteps):
@@ -91,10 +88,7 @@ def evaluate_frame_interpolation(model, processor, data, layout: str = "triplets
             score(group)
     finally:
         model.train(was_training)
-    if state is not None and dp_size > 1:
-        parts = [None] * dp_size
-        dist.all_gather_object(parts, records, group=state.dp_group)
-        records = [r for part in parts for r in part]
+    records = gather_records(records)
     records.sort(key=lambda r: (r["sample"], r["index"]))
     per_clip, per_index = defaultdict(list), defaultdict(list)
     for record in records:
@@ -113,30 +107,15 @@ def evaluate_frame_interpolation_model_dir(model_dir, data, layout: str = "tripl
     """Load a saved interpolation model (+ its video processor) and score it on the set under `data`; what
     `adlr-hf evaluate --task frame-interpolation` runs. Inputs and the layout's files are checked before the model
     is loaded."""
-    from transformers import AutoModel, AutoVideoProcessor
-
     from ..data.interp_layouts import DEFAULT_NUM_INTERP, find_interp_samples
-    from .loading import join_parallel_groups, load_model, read_config
+    from .loading import load_video_model, video_model_folder
 
-    path = os.path.expanduser(os.fspath(model_dir))
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        candidate = os.path.join(path, "model")
-        if os.path.isfile(os.path.join(candidate, "config.json")):
-            path = candidate
-        else:
-            raise FileNotFoundError(f"model folder {path!r} has no config.json; pass a saved model folder (a run's "
-                                    "model/ or a publish)")
-    if not os.path.isfile(os.path.join(path, "video_preprocessor_config.json")):
-        raise FileNotFoundError(f"{path} has no video_preprocessor_config.json; save the video processor beside the "
-                                "model (adlr_hf's training export does)")
+    path = video_model_folder(model_dir)
     check_int("batch_size", batch_size, 1)
     check_int("tp", tp, 1)
     data = os.path.expanduser(os.fspath(data))
     find_interp_samples(data, layout, num_interp)  # missing folders, files or frames fail here
-    read_config(path)
-    join_parallel_groups(tp)
-    processor = AutoVideoProcessor.from_pretrained(path)
-    model = load_model(AutoModel, path, tp, device)
+    model, processor = load_video_model(path, tp, device)
     metrics = evaluate_frame_interpolation(model, processor, data, layout, num_interp, batch_size, progress)
     settings = {"layout": layout, "num_interp": DEFAULT_NUM_INTERP[layout] if num_interp is None else num_interp,
                 "tp": tp, "flow_scale": getattr(model.config, "flow_scale", None),

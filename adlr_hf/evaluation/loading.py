@@ -1,5 +1,6 @@
-"""What every offline evaluation does with the model folder: read its config (one clear error when it is not a
-transformers config), join the TP/DP groups under a launcher, and load the model sharded and on its device."""
+"""What every offline evaluation does with the model folder: find it (a run's folder names its model/), read its
+config (one clear error when it is not a transformers config), join the TP/DP groups under a launcher, and load the
+model sharded and on its device (a video model together with its video processor)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,29 @@ def load_model(auto_class, path: str, tp: int = 1, device: str | None = None):
     if device is None:
         device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
     return model.to(device)
+
+
+def video_model_folder(model_dir) -> str:
+    """The saved video model folder `model_dir` (or a training run's `model_dir/model`), checked to hold a config
+    and the video processor saved beside the model."""
+    path = os.path.expanduser(os.fspath(model_dir))
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        candidate = os.path.join(path, "model")
+        if not os.path.isfile(os.path.join(candidate, "config.json")):
+            raise FileNotFoundError(f"model folder {path!r} has no config.json; pass a saved model folder (a run's "
+                                    "model/ or a publish)")
+        path = candidate
+    if not os.path.isfile(os.path.join(path, "video_preprocessor_config.json")):
+        raise FileNotFoundError(f"{path} has no video_preprocessor_config.json; save the video processor beside the "
+                                "model (adlr_hf's training export does)")
+    return path
+
+
+def load_video_model(path: str, tp: int = 1, device: str | None = None):
+    """(model, video processor) of a `video_model_folder`, after joining the TP/DP groups (`load_model`)."""
+    from transformers import AutoModel, AutoVideoProcessor
+
+    read_config(path)
+    join_parallel_groups(tp)
+    processor = AutoVideoProcessor.from_pretrained(path)
+    return load_model(AutoModel, path, tp, device), processor

@@ -23,11 +23,10 @@ import os
 from collections import defaultdict
 
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..checks import check_int
-from ..parallel.state import get_parallel_state
+from .data_parallel import gather_records, rank_share, shows_progress
 
 __all__ = ["NEXT_FRAME_TASK", "evaluate_next_frame", "evaluate_next_frame_model_dir"]
 
@@ -64,9 +63,7 @@ def evaluate_next_frame(model, processor, data, frame_stride: int = 1, batch_siz
     for row, clip in enumerate(windows["clip"]):
         by_clip[clip].append(row)
     chosen = [row for rows in by_clip.values() for row in _spread(rows, max_windows_per_clip)]
-    state = get_parallel_state()
-    dp_rank, dp_size = (state.dp_rank, state.dp_size) if state is not None else (0, 1)
-    mine = chosen[dp_rank::dp_size]
+    mine = rank_share(chosen)
     # Batches hold windows of one clip (one frame size).
     batches, current = [], []
     for row in mine:
@@ -81,9 +78,8 @@ def evaluate_next_frame(model, processor, data, frame_stride: int = 1, batch_siz
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     records = []
-    show = progress and (state is None or state.rank == 0)
     try:
-        for rows in tqdm(batches, desc="evaluate next-frame", unit="batch", disable=not show):
+        for rows in tqdm(batches, desc="evaluate next-frame", unit="batch", disable=not shows_progress(progress)):
             clips = [torch.from_numpy(read_window(windows[row])) for row in rows]  # (T+1, H, W, 3) uint8
             inputs = processor([list(clip.numpy()) for clip in clips], return_tensors="pt",
                                input_data_format="channels_last")
@@ -98,10 +94,7 @@ def evaluate_next_frame(model, processor, data, frame_stride: int = 1, batch_siz
                                 **{key: float(values[key][i]) for key in METRICS}})
     finally:
         model.train(was_training)
-    if state is not None and dp_size > 1:
-        parts = [None] * dp_size
-        dist.all_gather_object(parts, records, group=state.dp_group)
-        records = [r for part in parts for r in part]
+    records = gather_records(records)
     if not records:
         raise ValueError(f"no window of {window} frames to evaluate under {data!r}")
     records.sort(key=lambda r: (r["clip"], r["first_frame"]))
@@ -117,31 +110,16 @@ def evaluate_next_frame_model_dir(model_dir, data, frame_stride: int = 1, batch_
                                   progress: bool = True) -> dict:
     """Load a saved video model (+ its video processor) and score it on the clips under `data`; what
     `adlr-hf evaluate --task next-frame` runs. Inputs are checked before the model is loaded."""
-    from transformers import AutoModel, AutoVideoProcessor
-
     from ..data.frames import find_clips
-    from .loading import join_parallel_groups, load_model, read_config
+    from .loading import load_video_model, video_model_folder
 
-    path = os.path.expanduser(os.fspath(model_dir))
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        candidate = os.path.join(path, "model")
-        if os.path.isfile(os.path.join(candidate, "config.json")):
-            path = candidate
-        else:
-            raise FileNotFoundError(f"model folder {path!r} has no config.json; pass a saved model folder (a run's "
-                                    "model/ or a publish)")
-    if not os.path.isfile(os.path.join(path, "video_preprocessor_config.json")):
-        raise FileNotFoundError(f"{path} has no video_preprocessor_config.json; save the video processor beside the "
-                                "model (adlr_hf's training export does)")
+    path = video_model_folder(model_dir)
     check_int("batch_size", batch_size, 1)
     check_int("tp", tp, 1)
     check_int("frame_stride", frame_stride, 1)
     data = os.path.expanduser(os.fspath(data))
     find_clips(data)  # a missing folder, no clips, or an unreadable video fails here
-    read_config(path)
-    join_parallel_groups(tp)
-    processor = AutoVideoProcessor.from_pretrained(path)
-    model = load_model(AutoModel, path, tp, device)
+    model, processor = load_video_model(path, tp, device)
     metrics = evaluate_next_frame(model, processor, data, frame_stride, batch_size, max_windows_per_clip, progress)
     settings = {"frame_stride": frame_stride, "max_windows_per_clip": max_windows_per_clip, "tp": tp,
                 "window": model.config.sequence_length + 1,

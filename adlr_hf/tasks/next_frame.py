@@ -17,6 +17,7 @@ reversal (the reference's augmentation) and flip, drawn from (seed, epoch, windo
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -26,20 +27,19 @@ from ..family import Option
 from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
 from .video_data import (
     CROP_SIZE,
-    DEFAULT_CROP,
     FLIP,
     FRAME_STRIDE,
     REVERSE,
     EpochFrameWindows,
     MeanFrameMetric,
-    check_clip_sizes,
-    held_out_split,
-    joined_windows,
-    measure_frame_flops,
-    measure_frame_throughput,
+    check_window_args,
+    fits_video_model,
+    frame_systems,
     parse_crop,
     reference_adam,
     score_frames,
+    split_windows,
+    window_info,
 )
 
 CALIBRATION_WINDOWS = 8  # training windows `fit_input_statistics` sees
@@ -122,13 +122,7 @@ class NextFrameTask(Task):
     )
 
     def fits(self, config) -> bool:
-        from ..registry import family_for
-
-        model_class = self.model_class(config)
-        spec = family_for(config)
-        return (model_class is not None and getattr(model_class, "main_input_name", None) == "pixel_values_videos"
-                and callable(getattr(model_class, "rollout", None)) and spec is not None
-                and spec.processor is not None)
+        return fits_video_model(self, config, "rollout")
 
     # -- a run --------------------------------------------------------------------------------------------------------
     def _window(self, args, config) -> int:
@@ -138,26 +132,14 @@ class NextFrameTask(Task):
         return window
 
     def check_args(self, args, config) -> None:
-        if not args.data:
-            raise ValueError("next-frame needs --data: clip folders (frames), video files, or folders of them")
-        for path in args.data:
-            if not Path(path).exists():
-                raise FileNotFoundError(f"--data {path!r} does not exist; pass clip folders or video files")
+        crop = check_window_args(self.name, args, config)
         self._window(args, config)
-        if isinstance(args.frame_stride, bool) or args.frame_stride < 1:
-            raise ValueError(f"--frame-stride {args.frame_stride!r} must be an integer >= 1")
         if not 0.0 <= args.eval_fraction < 1.0:
             raise ValueError(f"--eval-fraction {args.eval_fraction} must be in [0, 1)")
-        crop = parse_crop(args.crop_size)
-        divisor = getattr(config, "size_divisor", 1)
-        if crop is not None and (crop[0] % divisor or crop[1] % divisor):
-            raise ValueError(f"--crop-size {args.crop_size} must be a multiple of {divisor} in both sides (the model "
-                             f"downsamples by {divisor}); use e.g. {max(1, crop[0] // divisor) * divisor}")
         check_flow_source(config, crop)
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
-        from ..data.frames import FrameWindowTransform, find_clips, load_frame_windows
-        from ..parallel.state import get_parallel_state
+        from ..data.frames import FrameWindowTransform, load_frame_windows
         from ..registry import family_for
 
         self.check_args(args, config)
@@ -169,35 +151,24 @@ class NextFrameTask(Task):
                                  f"{config.sequence_length + 1}); drop --window")
             config.sequence_length = window - 1
         crop = parse_crop(args.crop_size)
-        train_parts, held_parts = [], []
-        for path in args.data:
-            clips = find_clips(path)
-            check_clip_sizes(clips, crop, getattr(config, "size_divisor", 1))
-            windows = load_frame_windows(path, window=window, stride=args.frame_stride)
-            train, held = held_out_split(windows, clips, args.eval_fraction, window)
-            train_parts.append((windows, train))
-            held_parts.append((windows, held))
-        train = joined_windows(train_parts)
+        load = functools.partial(load_frame_windows, window=window, stride=args.frame_stride)
+        train, held_out = split_windows(args.data, load, window, crop, getattr(config, "size_divisor", 1),
+                                        args.eval_fraction)
         if len(train) == 0:
             raise ValueError(f"no training windows of {window} frames outside the held-out frames of {args.data}; "
                              "lower --eval-fraction or --window, or add frames")
-        held_out = joined_windows(held_parts)
-        held_out = held_out if len(held_out) else None
         train_set = EpochFrameWindows(train, FrameWindowTransform(crop, random_crop=True, reverse=args.reverse,
                                                                   flip=args.flip, seed=args.seed))
         eval_set = EpochFrameWindows(held_out, FrameWindowTransform(crop, random_crop=False)) \
             if held_out is not None else None
-        extra = {"window": window, "crop_size": list(crop) if crop else None, "frame_stride": args.frame_stride,
-                 "train_windows": len(train), "held_out_windows": len(held_out) if held_out is not None else 0}
+        extra = {"window": window, **window_info(crop, args.frame_stride, train, held_out)}
         if init_from is None and hasattr(config, "fit_input_statistics"):
             fitted = _fit_statistics(config, train, crop, is_main)
             if fitted:
                 extra["input_statistics"] = fitted
-        state = get_parallel_state()
-        metric = NextFrameMetric(state.dp_group if state else None) if eval_set is not None else None
         processor = family_for(config).processor(config)
-        return TaskRun(config, train_set, eval_set, next_frame_collate, 1, processor, list(args.data), metric=metric,
-                       extra_info=extra)
+        return TaskRun(config, train_set, eval_set, next_frame_collate, 1, processor, list(args.data),
+                       metric=NextFrameMetric.for_eval_set(eval_set), extra_info=extra)
 
     def build_optimizer(self, model, args) -> torch.optim.Optimizer:
         """Adam with L2 weight decay on every parameter, as the reference's `main.py` (lr 1e-4, wd 1e-3 there)."""
@@ -236,14 +207,10 @@ frames[0].save("next_frame.png")
 
     # -- systems ----------------------------------------------------------------------------------------------------
     def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:
-        crop = tuple((training or {}).get("crop_size") or (DEFAULT_CROP, DEFAULT_CROP))
         try:
-            out = {"flops": measure_frame_flops(model, crop), "inference": None}
-            if measure_inference:
-                out["inference"] = measure_frame_throughput(model, crop, runs=max(runs, 5))
+            return {"frames": frame_systems(model, training, measure_inference, runs)}
         except (ValueError, ImportError) as err:  # e.g. a model that reads precomputed flows only
             return {"frames": None, "frames_unmeasured": str(err)}
-        return {"frames": out}
 
     def systems_rows(self, systems: dict) -> list[str]:
         video = systems.get("frames")

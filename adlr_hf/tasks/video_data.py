@@ -1,12 +1,13 @@
-"""What the video tasks (`next-frame`, `video-interpolation`) share: their data options, the epoch-aware dataset of
-frame windows, the per-clip held-out split, frame scoring on 8-bit frames, the data-parallel mean of frame metrics,
-the reference optimizer and the systems probes (FLOPs and frames per second of a model that reads
-`pixel_values_videos`)."""
+"""What the video tasks (`next-frame`, `video-interpolation`) share: which models fit, their data options and the
+checks of them, the epoch-aware dataset of frame windows, the per-clip held-out split of every --data path, frame
+scoring on 8-bit frames, the data-parallel mean of frame metrics, the reference optimizer and the systems probes
+(FLOPs and frames per second of a model that reads `pixel_values_videos`)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -18,9 +19,22 @@ DEFAULT_CROP = 256  # SDC-Net trains on 256×256 crops; the interpolation refere
 
 __all__ = [
     "CROP_SIZE", "DEFAULT_CROP", "EpochFrameWindows", "FLIP", "FRAME_STRIDE", "MeanFrameMetric", "REVERSE",
-    "check_clip_sizes", "held_out_split", "joined_windows", "measure_frame_flops", "measure_frame_throughput",
-    "parse_crop", "reference_adam", "score_frames",
+    "check_clip_sizes", "check_window_args", "fits_video_model", "frame_systems", "held_out_split", "joined_windows",
+    "measure_frame_flops", "measure_frame_throughput", "parse_crop", "reference_adam", "score_frames",
+    "split_windows", "window_info",
 ]
+
+
+def fits_video_model(task, config, *methods: str) -> bool:
+    """Whether `task`'s model class for `config` reads `pixel_values_videos` and offers `methods`, and its family has
+    a processor (frames -> padded `pixel_values_videos`)."""
+    from ..registry import family_for
+
+    model_class = task.model_class(config)
+    spec = family_for(config)
+    return (model_class is not None and getattr(model_class, "main_input_name", None) == "pixel_values_videos"
+            and all(callable(getattr(model_class, method, None)) for method in methods) and spec is not None
+            and spec.processor is not None)
 
 
 def parse_crop(value) -> tuple[int, int] | None:
@@ -48,6 +62,24 @@ REVERSE = Option("--reverse", dict(action=argparse.BooleanOptionalAction, defaul
                                         "on, as the references)"))
 FLIP = Option("--flip", dict(action="store_true", help="video tasks: flip training windows horizontally with "
                                                        "probability 1/2"))
+
+
+def check_window_args(task_name: str, args, config) -> tuple[int, int] | None:
+    """The options every video task checks before any output: --data paths, --frame-stride and --crop-size (a
+    multiple of the model's `size_divisor`). Returns the crop (`parse_crop`)."""
+    if not args.data:
+        raise ValueError(f"{task_name} needs --data: clip folders (frames), video files, or folders of them")
+    for path in args.data:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"--data {path!r} does not exist; pass clip folders or video files")
+    if isinstance(args.frame_stride, bool) or args.frame_stride < 1:
+        raise ValueError(f"--frame-stride {args.frame_stride!r} must be an integer >= 1")
+    crop = parse_crop(args.crop_size)
+    divisor = getattr(config, "size_divisor", 1)
+    if crop is not None and (crop[0] % divisor or crop[1] % divisor):
+        raise ValueError(f"--crop-size {args.crop_size} must be a multiple of {divisor} in both sides (the model "
+                         f"downsamples by {divisor}); use e.g. {max(1, crop[0] // divisor) * divisor}")
+    return crop
 
 
 def score_frames(predicted: torch.Tensor, target: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
@@ -86,6 +118,16 @@ class MeanFrameMetric(EvalMetric):
         for i, key in enumerate(self.keys):
             self.sums[i] += values[key].sum().cpu()
         self.sums[-1] += values[self.keys[0]].numel()
+
+    @classmethod
+    def for_eval_set(cls, eval_set) -> "MeanFrameMetric | None":
+        """The metric over this run's data-parallel group; None when there is nothing held out."""
+        from ..parallel.state import get_parallel_state
+
+        if eval_set is None:
+            return None
+        state = get_parallel_state()
+        return cls(state.dp_group if state else None)
 
     def compute(self) -> dict[str, float]:
         sums = self.sums.clone()
@@ -147,6 +189,30 @@ def joined_windows(parts):
     return datasets.Dataset.from_dict(columns, features=features)
 
 
+def split_windows(paths, load_windows, span: int, crop, divisor: int, eval_fraction: float):
+    """(training windows, held-out windows or None) of every --data path: `load_windows(path)` reads a path's
+    windows of `span` frames, `held_out_split` divides each clip, `joined_windows` joins the paths. Clip sizes are
+    checked against the crop and the model's `divisor` first."""
+    from ..data.frames import find_clips
+
+    train_parts, held_parts = [], []
+    for path in paths:
+        clips = find_clips(path)
+        check_clip_sizes(clips, crop, divisor)
+        windows = load_windows(path)
+        train, held = held_out_split(windows, clips, eval_fraction, span)
+        train_parts.append((windows, train))
+        held_parts.append((windows, held))
+    held_out = joined_windows(held_parts)
+    return joined_windows(train_parts), (held_out if len(held_out) else None)
+
+
+def window_info(crop, frame_stride: int, train, held_out) -> dict:
+    """What run_info.json records of a video run's windows."""
+    return {"crop_size": list(crop) if crop else None, "frame_stride": frame_stride, "train_windows": len(train),
+            "held_out_windows": len(held_out) if held_out is not None else 0}
+
+
 def check_clip_sizes(clips, crop, divisor: int) -> None:
     """Full frames must be multiples of the model's divisor; a crop must fit every clip."""
     for clip in clips:
@@ -166,6 +232,16 @@ def reference_adam(model, args) -> torch.optim.Optimizer:
 
 
 # -- systems probes --------------------------------------------------------------------------------------------
+def frame_systems(model, training: dict | None, measure_inference: bool, runs: int, **forward_kwargs) -> dict:
+    """The card's systems numbers of a video model on frames of its training crop (default DEFAULT_CROP²): FLOPs per
+    output frame and, when `measure_inference`, output frames per second. `forward_kwargs` go to every call."""
+    crop = tuple((training or {}).get("crop_size") or (DEFAULT_CROP, DEFAULT_CROP))
+    out = {"flops": measure_frame_flops(model, crop, **forward_kwargs), "inference": None}
+    if measure_inference:
+        out["inference"] = measure_frame_throughput(model, crop, runs=max(runs, 5), **forward_kwargs)
+    return out
+
+
 def measure_frame_flops(model, size: tuple[int, int], **forward_kwargs) -> dict:
     """FLOPs per output frame counted by `torch.utils.flop_counter.FlopCounterMode` on one window of random frames of
     `size` (h, w): the eval forward, and forward + backward of the loss. `forward_kwargs` go to every call."""

@@ -37,20 +37,19 @@ from ..family import Option
 from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
 from .video_data import (
     CROP_SIZE,
-    DEFAULT_CROP,
     FLIP,
     FRAME_STRIDE,
     REVERSE,
     EpochFrameWindows,
     MeanFrameMetric,
-    check_clip_sizes,
-    held_out_split,
-    joined_windows,
-    measure_frame_flops,
-    measure_frame_throughput,
+    check_window_args,
+    fits_video_model,
+    frame_systems,
     parse_crop,
     reference_adam,
     score_frames,
+    split_windows,
+    window_info,
 )
 
 REGIMES = ("supervised", "cycle", "cycle-ps")
@@ -159,14 +158,7 @@ class VideoInterpolationTask(Task):
     )
 
     def fits(self, config) -> bool:
-        from ..registry import family_for
-
-        model_class = self.model_class(config)
-        spec = family_for(config)
-        return (model_class is not None and getattr(model_class, "main_input_name", None) == "pixel_values_videos"
-                and callable(getattr(model_class, "interpolate", None))
-                and callable(getattr(model_class, "set_teacher", None)) and spec is not None
-                and spec.processor is not None)
+        return fits_video_model(self, config, "interpolate", "set_teacher")
 
     # -- options ------------------------------------------------------------------------------------------------------
     def _teacher_source(self, args) -> str | None:
@@ -177,19 +169,8 @@ class VideoInterpolationTask(Task):
     def check_args(self, args, config) -> None:
         from ..data.interp_windows import sample_offsets
 
-        if not args.data:
-            raise ValueError("video-interpolation needs --data: clip folders (frames), video files, or folders of them")
-        for path in args.data:
-            if not Path(path).exists():
-                raise FileNotFoundError(f"--data {path!r} does not exist; pass clip folders or video files")
+        check_window_args(self.name, args, config)
         sample_offsets(args.num_interp, args.sample_rate, args.regime != "supervised")
-        if isinstance(args.frame_stride, bool) or args.frame_stride < 1:
-            raise ValueError(f"--frame-stride {args.frame_stride!r} must be an integer >= 1")
-        crop = parse_crop(args.crop_size)
-        divisor = getattr(config, "size_divisor", 1)
-        if crop is not None and (crop[0] % divisor or crop[1] % divisor):
-            raise ValueError(f"--crop-size {args.crop_size} must be a multiple of {divisor} in both sides (the model "
-                             f"downsamples by {divisor}); use e.g. {max(1, crop[0] // divisor) * divisor}")
         if args.regime != "cycle-ps":
             for flag, value in (("--teacher", args.teacher), ("--teacher-weight", args.teacher_weight)):
                 if value is not None:
@@ -212,9 +193,7 @@ class VideoInterpolationTask(Task):
 
     # -- a run ------------------------------------------------------------------------------------------------------
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
-        from ..data.frames import find_clips
         from ..data.interp_windows import InterpWindowTransform, interp_collate, load_interp_windows, sample_offsets
-        from ..parallel.state import get_parallel_state
         from ..registry import family_for
 
         self.check_args(args, config)
@@ -223,20 +202,12 @@ class VideoInterpolationTask(Task):
         span = offsets[-1] + 1
         config.num_interp = args.num_interp  # the model's default in-between frames follow its training
         crop = parse_crop(args.crop_size)
-        train_parts, held_parts = [], []
-        for path in args.data:
-            clips = find_clips(path)
-            check_clip_sizes(clips, crop, getattr(config, "size_divisor", 1))
-            windows = load_interp_windows(path, offsets, stride=args.frame_stride)
-            train, held = held_out_split(windows, clips, args.eval_fraction, span)
-            train_parts.append((windows, train))
-            held_parts.append((windows, held))
-        train = joined_windows(train_parts)
+        load = functools.partial(load_interp_windows, offsets=offsets, stride=args.frame_stride)
+        train, held_out = split_windows(args.data, load, span, crop, getattr(config, "size_divisor", 1),
+                                        args.eval_fraction)
         if len(train) == 0:
             raise ValueError(f"no training samples spanning {span} frames outside the held-out frames of {args.data}; "
                              "lower --eval-fraction, --num-interp or --sample-rate, or add frames")
-        held_out = joined_windows(held_parts)
-        held_out = held_out if len(held_out) else None
         train_set = EpochFrameWindows(train, InterpWindowTransform(args.num_interp, cycle, crop, random=True,
                                                                    reverse=args.reverse, flip=args.flip,
                                                                    seed=args.seed))
@@ -244,18 +215,15 @@ class VideoInterpolationTask(Task):
             if held_out is not None else None
         teacher = self._teacher_source(args) if args.regime == "cycle-ps" else None
         extra = {"regime": args.regime, "num_interp": args.num_interp, "sample_rate": args.sample_rate,
-                 "sample_offsets": offsets, "frame_stride": args.frame_stride,
-                 "crop_size": list(crop) if crop else None, "train_windows": len(train),
-                 "held_out_windows": len(held_out) if held_out is not None else 0,
+                 "sample_offsets": offsets, **window_info(crop, args.frame_stride, train, held_out),
                  "teacher": str(Path(teacher).resolve()) if teacher else None,
                  "teacher_weight": (DEFAULT_TEACHER_WEIGHT if args.teacher_weight is None else args.teacher_weight)
                  if teacher else None,
                  "perceptual": str(Path(args.vgg_weights).resolve()) if args.vgg_weights else None}
-        state = get_parallel_state()
-        metric = InterpolationMetric(state.dp_group if state else None) if eval_set is not None else None
         processor = family_for(config).processor(config)
         return TaskRun(config, train_set, eval_set, functools.partial(interp_collate, triplets=cycle), 1, processor,
-                       list(args.data), eval_collate=interp_collate, metric=metric, extra_info=extra)
+                       list(args.data), eval_collate=interp_collate, metric=InterpolationMetric.for_eval_set(eval_set),
+                       extra_info=extra)
 
     def build_model(self, run: TaskRun, init_from: Path | None):
         """The model to train, with the frozen teacher (cycle-ps) and the VGG16 features (--vgg-weights) attached
@@ -321,12 +289,8 @@ frames[1].save("middle.png")
 
     # -- systems ----------------------------------------------------------------------------------------------------
     def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:
-        crop = tuple((training or {}).get("crop_size") or (DEFAULT_CROP, DEFAULT_CROP))
-        one = {"timesteps": [0.5]}  # one interpolated frame per forward
-        out = {"flops": measure_frame_flops(model, crop, **one), "inference": None}
-        if measure_inference:
-            out["inference"] = measure_frame_throughput(model, crop, runs=max(runs, 5), **one)
-        return {"frames": out}
+        one_frame = {"timesteps": [0.5]}  # one interpolated frame per forward
+        return {"frames": frame_systems(model, training, measure_inference, runs, **one_frame)}
 
     def systems_rows(self, systems: dict) -> list[str]:
         video = systems.get("frames")

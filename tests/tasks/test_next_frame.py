@@ -15,13 +15,8 @@ from adlr_hf.data.frames import FrameWindowTransform, find_clips, load_frame_win
 from adlr_hf.metrics.psnr.psnr import psnr
 from adlr_hf.metrics.ssim.ssim import ssim
 from adlr_hf.tasks import get_task
-from adlr_hf.tasks.next_frame import (
-    EpochFrameWindows,
-    NextFrameMetric,
-    held_out_split,
-    next_frame_collate,
-    parse_crop,
-)
+from adlr_hf.tasks.next_frame import NextFrameMetric, next_frame_collate
+from adlr_hf.tasks.video_data import EpochFrameWindows, held_out_split, parse_crop
 
 
 def write_clip(folder: Path, frames: int, height=72, width=96, seed=0) -> Path:

@@ -20,16 +20,10 @@ UVI = Paper("Unsupervised Video Interpolation Using Cycle Consistency (on Super 
 
 
 def _register() -> None:
-    from transformers import AutoModel, AutoVideoProcessor
-    from transformers.pipelines import PIPELINE_REGISTRY
-
+    from ...video_pipeline import register_video_family
     from .pipeline_cyclic_interp import CyclicInterpPipeline
 
-    AutoVideoProcessor.register(CyclicInterpConfig, CyclicInterpVideoProcessor, exist_ok=True)
-    CyclicInterpVideoProcessor.register_for_auto_class("AutoVideoProcessor")
-    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
-        PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=CyclicInterpPipeline, pt_model=AutoModel,
-                                            type="video")
+    register_video_family(CyclicInterpConfig, CyclicInterpVideoProcessor, PIPELINE_TASK, CyclicInterpPipeline)
 
 
 SPEC = FamilySpec(

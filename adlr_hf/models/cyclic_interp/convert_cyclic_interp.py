@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from ...conversion import check_out_dir, fitted_model, read_torch_file, save_model_folder
+from ...conversion import check_out_dir, fitted_model, read_reference_checkpoint, save_model_folder
 from .configuration_cyclic_interp import REFERENCE_MEAN_PIX, CyclicInterpConfig
 from .modeling_cyclic_interp import CyclicInterpForFrameInterpolation
 from .video_processing_cyclic_interp import CyclicInterpVideoProcessor
@@ -52,19 +52,6 @@ _DROPPED = ("teacher.", "vgg16_features.", "tlinespace", "grid_w", "grid_h", "re
 # relu, conv, relu).
 _CONV_INDEX = {"encoder_layer": {"0": "conv1", "2": "conv2"}, "bottleneck": {"0": "conv1", "2": "conv2"},
                "decoder_layer": {"1": "conv1", "3": "conv2"}}
-
-
-def _reference_state(obj, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    """(state dict without wrapper prefixes, the checkpoint's "arch" or None)."""
-    arch = None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        arch = obj.get("arch") if isinstance(obj.get("arch"), str) else None
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{str(path)!r} holds no Super SloMo state dict: expected a checkpoint dict with a "
-                         "'state_dict' of tensors (the reference's train.py layout) or a bare state dict; got "
-                         f"{type(obj).__name__}")
-    return {key.removeprefix("module."): value for key, value in obj.items()}, arch
 
 
 def reference_to_hf(state: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, torch.Tensor], int]:
@@ -117,7 +104,7 @@ def convert_uvi(src, out, overwrite: bool = False, flow_scale: float | None = No
         raise ValueError(f"--flow-scale {flow_scale!r} must be a whole number >= 1 (1 for UCF101-style frames, 2 "
                          "for the reference's SlowFlow / Sintel models)")
     out_dir = check_out_dir(out, path, overwrite)
-    state, arch = _reference_state(read_torch_file(path), path)
+    state, arch = read_reference_checkpoint(path, "Super SloMo", "train.py")
     if arch is not None and arch not in ARCHES:
         raise ValueError(f"{str(path)!r} was saved by model {arch!r}; this converter knows {list(ARCHES)}")
     mean = _mean_pix(state, path)

@@ -18,7 +18,9 @@ Every input and option is checked before the model runs.
 from __future__ import annotations
 
 import torch
-from transformers import Pipeline
+
+from ...data.frame_inputs import read_clip
+from ...video_pipeline import VideoClipPipeline
 
 
 def _check_timesteps(timesteps, num_interp) -> list[float] | None:
@@ -37,21 +39,8 @@ def _check_timesteps(timesteps, num_interp) -> list[float] | None:
     return [float(t) for t in values]
 
 
-class CyclicInterpPipeline(Pipeline):
+class CyclicInterpPipeline(VideoClipPipeline):
     """`pipeline("video-frame-interpolation")`: returns a list of PIL images (see the module docstring)."""
-
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = False
-    _load_video_processor = True
-
-    def __call__(self, inputs, **kwargs):
-        from ...data.frame_inputs import ClipInput
-
-        if isinstance(inputs, (list, tuple)):
-            inputs = ClipInput(inputs)
-        return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, timesteps=None, num_interp=None, **kwargs):
         if kwargs:
@@ -60,22 +49,13 @@ class CyclicInterpPipeline(Pipeline):
         chosen = _check_timesteps(timesteps, num_interp)
         return {}, ({} if chosen is None else {"timesteps": chosen}), {}
 
-    def preprocess(self, inputs):
-        from ...data.frame_inputs import read_clip
-
-        if self.video_processor is None:
-            raise ValueError("this model folder has no video processor (video_preprocessor_config.json); save the "
-                             "model's processor beside it or pass video_processor=...")
-        frames = read_clip(inputs, at_least=2)
-        return self.video_processor([frames], return_tensors="pt", input_data_format="channels_last")
+    def read_frames(self, inputs):
+        return read_clip(inputs, at_least=2)
 
     def _forward(self, model_inputs, timesteps=None):
         video = model_inputs["pixel_values_videos"]
         pairs = [self.model.interpolate(video[:, i:i + 2], timesteps) for i in range(video.shape[1] - 1)]
         return {"frames": torch.cat(pairs, 1), "original_sizes": model_inputs["original_sizes"]}
-
-    def postprocess(self, model_outputs):
-        return self.video_processor.post_process_frames(model_outputs["frames"], model_outputs["original_sizes"])[0]
 
 
 __all__ = ["CyclicInterpPipeline"]

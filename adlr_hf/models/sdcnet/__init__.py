@@ -22,16 +22,10 @@ SDCNET = Paper("SDC-Net: Video prediction using spatially-displaced convolution"
 
 
 def _register() -> None:
-    from transformers import AutoModel, AutoVideoProcessor
-    from transformers.pipelines import PIPELINE_REGISTRY
-
+    from ...video_pipeline import register_video_family
     from .pipeline_sdcnet import SDCNetFramePredictionPipeline
 
-    AutoVideoProcessor.register(SDCNetConfig, SDCNetVideoProcessor, exist_ok=True)
-    SDCNetVideoProcessor.register_for_auto_class("AutoVideoProcessor")
-    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
-        PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=SDCNetFramePredictionPipeline,
-                                            pt_model=AutoModel, type="video")
+    register_video_family(SDCNetConfig, SDCNetVideoProcessor, PIPELINE_TASK, SDCNetFramePredictionPipeline)
 
 
 SPEC = FamilySpec(

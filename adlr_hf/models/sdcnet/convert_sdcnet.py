@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ...conversion import check_out_dir, fitted_model, read_torch_file, save_model_folder
+from ...conversion import check_out_dir, fitted_model, read_reference_checkpoint, save_model_folder
 from .configuration_sdcnet import FLOW_SOURCES, SDCNetConfig
 from .modeling_sdcnet import SDCNet2D, SDCNet2DRecon
 from .video_processing_sdcnet import SDCNetVideoProcessor
@@ -32,23 +32,6 @@ from .video_processing_sdcnet import SDCNetVideoProcessor
 CLASSES = {"SDCNet2D": SDCNet2D, "SDCNet2DRecon": SDCNet2DRecon}
 _LAYER = re.compile(r"^(conv\d(?:_1)?|deconv\d)\.0\.(weight|bias)$")
 _FINAL = re.compile(r"^final_flow\.(weight|bias)$")
-
-
-def _reference_state(obj, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    """(state dict without wrapper prefixes and FlowNet2 keys, the checkpoint's "arch" or None)."""
-    arch = None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        arch = obj.get("arch") if isinstance(obj.get("arch"), str) else None
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{str(path)!r} holds no SDC-Net state dict: expected a checkpoint dict with a 'state_dict' "
-                         f"of tensors (the reference's main.py layout) or a bare state dict; got {type(obj).__name__}")
-    state = {}
-    for key, value in obj.items():
-        name = key.removeprefix("module.")
-        if not name.startswith("flownet2."):
-            state[name] = value
-    return state, arch
 
 
 def _stats(state: dict, name: str, path: Path) -> list[float]:
@@ -91,7 +74,9 @@ def convert_sdcnet(src, out, overwrite: bool = False, sdcnet_class: str | None =
     if sdcnet_class is not None and sdcnet_class not in CLASSES:
         raise ValueError(f"sdcnet_class={sdcnet_class!r} is not one of {sorted(CLASSES)}")
     out_dir = check_out_dir(out, path, overwrite)
-    state, arch = _reference_state(read_torch_file(path), path)
+    state, arch = read_reference_checkpoint(path, "SDC-Net", "main.py")
+    # The reference may save its frozen FlowNet2 too; the converted model computes flows with `flow_source`.
+    state = {key: value for key, value in state.items() if not key.startswith("flownet2.")}
     name = sdcnet_class or arch or "SDCNet2DRecon"
     if name not in CLASSES:
         raise ValueError(f"{str(path)!r} was saved by model {name!r}; this converter knows {sorted(CLASSES)} (pass "

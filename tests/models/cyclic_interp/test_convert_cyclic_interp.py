@@ -11,6 +11,7 @@ from transformers import AutoModel, AutoVideoProcessor
 from adlr_hf import CyclicInterpForFrameInterpolation, get_config
 from adlr_hf.cli import main as cli
 from adlr_hf.models.cyclic_interp.convert_cyclic_interp import convert_uvi
+from models.convert_utils import assert_bad_checkpoints_fail, save_reference_checkpoint
 
 MEAN_PIX = [109.93, 109.167, 101.455]
 
@@ -50,10 +51,8 @@ def reference_checkpoint(tmp_path_factory):
     state = {**reference_state(model), **reference_state(teacher, "teacher.")}
     state["tlinespace"] = torch.linspace(0, 1, 9)
     assert "flow_pred_decoder_layer5.1.weight" in state and "flow_interp_vis_layer.bias" in state
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4).state_dict()
     path = tmp_path_factory.mktemp("ref") / "unsupervised_adobe2slowflow.pth"
-    torch.save({"epoch": 160, "arch": "CycleHJSuperSloMo", "state_dict": state, "optimizer": optimizer}, path)
-    return path, model
+    return save_reference_checkpoint(path, model, state, "CycleHJSuperSloMo", epoch=160), model
 
 
 def test_reference_checkpoint_converts_with_its_weights_and_predictions(reference_checkpoint, tmp_path):
@@ -86,15 +85,8 @@ def test_bare_state_dict_with_prefixes_and_flow_scale(tmp_path):
 
 def test_bad_checkpoints_fail_clearly_and_write_nothing(reference_checkpoint, tmp_path):
     path, original = reference_checkpoint
-    out = tmp_path / "out"
-    with pytest.raises(FileNotFoundError, match="is not a file"):
-        convert_uvi(tmp_path / "missing.pth", out)
-    garbage = tmp_path / "garbage.pth"
-    garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
-        convert_uvi(garbage, out)
     with pytest.raises(ValueError, match="--flow-scale 1.5 must be a whole number"):
-        convert_uvi(path, out, flow_scale=1.5)
+        convert_uvi(path, tmp_path / "out", flow_scale=1.5)
     state = reference_state(original)
     cases = {
         "no_state": ({"epoch": 1, "state_dict": {"x": "not a tensor"}}, "holds no Super SloMo state dict"),
@@ -107,15 +99,4 @@ def test_bad_checkpoints_fail_clearly_and_write_nothing(reference_checkpoint, tm
         "shapes": ({"state_dict": {**state, "flow_interp_vis_layer.weight": torch.zeros(2, 4, 1, 1)}},
                    "does not fit CyclicInterpForFrameInterpolation"),
     }
-    for name, (obj, message) in cases.items():
-        bad = tmp_path / f"{name}.pth"
-        torch.save(obj, bad)
-        with pytest.raises(ValueError, match=message):
-            convert_uvi(bad, out)
-    assert not out.exists()
-    out.mkdir()
-    (out / "keep.txt").write_text("x")
-    with pytest.raises(ValueError, match="not empty"):
-        convert_uvi(path, out)
-    assert cli(["convert", "uvi", str(garbage), str(tmp_path / "cli-out")]) == 2
-    assert not (tmp_path / "cli-out").exists()
+    assert_bad_checkpoints_fail(convert_uvi, "uvi", path, cases, tmp_path)

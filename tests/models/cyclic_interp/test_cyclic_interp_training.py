@@ -10,31 +10,22 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from dist_utils import run_ranks
+from models.video_utils import SHARED_DATA, VIDEO_FRAMES, cli_train, train_flags, write_small_clips
 from training.resume_utils import assert_same_run, run_then_resume
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-VIDEO_FRAMES, DAVIS = SHARED / "video-frames", SHARED / "vfi-davis-dev"
+DAVIS = SHARED_DATA / "vfi-davis-dev"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not VIDEO_FRAMES.is_dir() or not DAVIS.is_dir(),
-                       reason=f"real frames not found at {SHARED} (../shared/data of the checkout is absent)"),
+                       reason=f"real frames not found at {SHARED_DATA} (../shared/data of the checkout is absent)"),
 ]
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    """The first 10 frames of both real clips at 1/4 size (240×135 and 240×127)."""
-    root = tmp_path_factory.mktemp("frames")
-    for clip in ("sam2-bedroom", "adacof-sample-video"):
-        (root / clip).mkdir()
-        for path in sorted(p for p in (VIDEO_FRAMES / clip).iterdir() if p.suffix in (".jpg", ".png"))[:10]:
-            image = Image.open(path).convert("RGB")
-            image.resize((240, round(image.height * 240 / image.width)), Image.BILINEAR).save(
-                root / clip / f"{path.stem}.png")
-    return root
+    return write_small_clips(tmp_path_factory.mktemp("frames"))
 
 
 @pytest.fixture(scope="module")
@@ -48,25 +39,14 @@ def teacher(tmp_path_factory) -> Path:
 
 
 def flags(data: Path, out: Path, steps: int = 4, **extra) -> list[str]:
-    argv = ["--model", "cyclic-interp-tiny", "--data", str(data), "--steps", str(steps), "--crop-size", "32",
-            "--micro-batch-size", "2", "--eval-fraction", "0.3", "--lr", "1e-3", "--seed", "7", "--out", str(out),
-            "--no-progress"]
-    for key, value in extra.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    return argv
-
-
-def _cli_train(rank, argv):
-    from adlr_hf.cli import main
-
-    assert main(["train", *argv]) == 0
+    return train_flags("cyclic-interp-tiny", data, out, steps, crop_size=32, **extra)
 
 
 def test_supervised_train_then_evaluate_on_davis_and_publish(clips, tmp_path):
     from adlr_hf.cli import main as cli
 
     run = tmp_path / "run"
-    run_ranks(_cli_train, flags(clips, run, steps=2, regime="supervised"), world_size=1)
+    run_ranks(cli_train, flags(clips, run, steps=2, regime="supervised"), world_size=1)
     info = json.loads((run / "run_info.json").read_text())
     assert (info["task"], info["regime"], info["teacher"], info["perceptual"]) == ("video-interpolation",
                                                                                    "supervised", None, None)

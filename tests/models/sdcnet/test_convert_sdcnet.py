@@ -10,6 +10,7 @@ from transformers import AutoModel, AutoVideoProcessor
 from adlr_hf import SDCNet2D, SDCNet2DRecon, get_config
 from adlr_hf.cli import main as cli
 from adlr_hf.models.sdcnet.convert_sdcnet import convert_sdcnet
+from models.convert_utils import assert_bad_checkpoints_fail, save_reference_checkpoint
 
 FLOW_MEAN, FLOW_STD = [-0.94427323, -1.23077035], [13.77204132, 7.47463894]
 
@@ -36,10 +37,8 @@ def reference_checkpoint(tmp_path_factory):
     model = SDCNet2DRecon(get_config("sdcnet2d-recon", base_width=8)).eval()
     state = reference_state(model)
     state["flownet2.conv1.weight"] = torch.zeros(2, 2)  # the reference may leave FlowNet2 keys in
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4).state_dict()
     path = tmp_path_factory.mktemp("ref") / "sdc_cityscapes_vrec.pth.tar"
-    torch.save({"epoch": 400, "arch": "SDCNet2DRecon", "state_dict": state, "optimizer": optimizer}, path)
-    return path, model
+    return save_reference_checkpoint(path, model, state, "SDCNet2DRecon", epoch=400), model
 
 
 def test_reference_checkpoint_converts_with_its_weights_statistics_and_bgr_input(reference_checkpoint, tmp_path):
@@ -80,13 +79,6 @@ def test_arch_option_bare_state_dict_and_flow_source(tmp_path):
 
 def test_bad_checkpoints_fail_clearly_and_write_nothing(reference_checkpoint, tmp_path):
     path, original = reference_checkpoint
-    out = tmp_path / "out"
-    with pytest.raises(FileNotFoundError, match="is not a file"):
-        convert_sdcnet(tmp_path / "missing.pth.tar", out)
-    garbage = tmp_path / "garbage.pth.tar"
-    garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
-        convert_sdcnet(garbage, out)
     state = reference_state(original)
     cases = {
         "no_state": ({"epoch": 1, "state_dict": {"x": "not a tensor"}}, "holds no SDC-Net state dict"),
@@ -97,14 +89,4 @@ def test_bad_checkpoints_fail_clearly_and_write_nothing(reference_checkpoint, tm
         "shapes": ({"state_dict": {**state, "final_flow.weight": torch.zeros(2, 5, 3, 3)}},
                    "does not fit SDCNet2DRecon"),
     }
-    for name, (obj, message) in cases.items():
-        bad = tmp_path / f"{name}.pth.tar"
-        torch.save(obj, bad)
-        with pytest.raises(ValueError, match=message):
-            convert_sdcnet(bad, out)
-    assert not out.exists()
-    out.mkdir()
-    (out / "keep.txt").write_text("x")
-    with pytest.raises(ValueError, match="not empty"):
-        convert_sdcnet(path, out)
-    assert cli(["convert", "sdcnet", str(garbage), str(tmp_path / "cli-out")]) == 2
+    assert_bad_checkpoints_fail(convert_sdcnet, "sdcnet", path, cases, tmp_path)

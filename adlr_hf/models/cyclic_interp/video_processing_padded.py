@@ -1,0 +1,1 @@
+../shared/video_processing_padded.py
