@@ -57,3 +57,25 @@ def assert_saves_match(model, reference, folder: str, rank: int, what: str = "")
     assert tp1.keys() == tp2.keys(), what
     for key in tp1:
         assert torch.equal(tp2[key], tp1[key]), f"{what} saved {key}"
+
+
+# (dim, stride) of each Megatron-sharded parameter, by name suffix: the fused QKV is a stride-3 column split.
+MEGATRON_SHARDS = {"query_key_value.weight": (0, 3), "query_key_value.bias": (0, 3), "dense_h_to_4h.weight": (0, 1),
+                   "dense_h_to_4h.bias": (0, 1), "self_attention.dense.weight": (1, 1), "dense_4h_to_h.weight": (1, 1)}
+
+
+def assert_megatron_grads(model, reference, rank: int, vocab: int, padded_vocab: int, tp: int = 2) -> None:
+    """Each TP rank's gradients are its shard of the TP=1 reference's (the word embedding's padded to
+    `padded_vocab` rows and split by rows)."""
+    from adlr_hf.parallel.sharding import split_for_rank
+
+    ref_params = dict(reference.named_parameters())
+    for name, param in model.named_parameters():
+        expected = ref_params[name].grad
+        if name.endswith("word_embeddings.weight"):
+            expected = torch.cat([expected, expected.new_zeros(padded_vocab - vocab, expected.shape[1])])
+            expected = split_for_rank(expected, 0, rank, tp)
+        for suffix, (dim, stride) in MEGATRON_SHARDS.items():
+            if name.endswith(suffix):
+                expected = split_for_rank(expected, dim, rank, tp, stride)
+        assert_close(param.grad, expected, rtol=1e-5, atol=1e-6, what=f"grad of {name}")

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from .text import save_to_cache, tokenizer_hash
+from .text import check_document_dataset, save_to_cache, tokenizer_hash
 
 __all__ = ["MLMCollator", "build_mlm_dataset", "make_sop_sample", "split_sentences", "word_start_table"]
 
@@ -178,13 +178,7 @@ def build_mlm_dataset(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerB
     `seq_len`, `sop`, `seed`, `short_seq_prob`, `text_column`; written to a temp folder then renamed) and later calls
     with the same key load it.
     """
-    if isinstance(dataset, datasets.DatasetDict):
-        raise TypeError(f"pass one split (a datasets.Dataset), not a DatasetDict with splits {list(dataset)}")
-    if not isinstance(dataset, datasets.Dataset):
-        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
-    if text_column not in dataset.column_names:
-        raise ValueError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}. "
-                         "Pass text_column=<the column holding the documents>")
+    check_document_dataset(dataset, text_column)
     shortest = 5 if sop else 3
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < shortest:
         raise ValueError(f"seq_len={seq_len!r} is too short: {'[CLS] A [SEP] B [SEP]' if sop else '[CLS] x [SEP]'} "

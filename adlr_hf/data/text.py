@@ -351,6 +351,17 @@ def _pack(tokenized: datasets.Dataset, seq_len: int) -> tuple[list[np.ndarray], 
     return blocks, total
 
 
+def check_document_dataset(dataset, text_column: str) -> None:
+    """One split (a `datasets.Dataset`) holding documents in `text_column`; else one clear error."""
+    if isinstance(dataset, datasets.DatasetDict):
+        raise TypeError(f"pass one split (a datasets.Dataset), not a DatasetDict with splits {list(dataset)}")
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
+    if text_column not in dataset.column_names:
+        raise ValueError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}. "
+                         "Pass text_column=<the column holding the documents>")
+
+
 def save_to_cache(dataset: datasets.Dataset, target: Path) -> datasets.Dataset:
     """`save_to_disk` written atomically to `target` (a crash leaves no half-written cache), then reloaded from
     disk."""
@@ -379,13 +390,7 @@ def build_lm_dataset(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBa
                          "(input, next-token) pair; pass seq_len >= 2")
     if isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1:
         raise ValueError(f"num_proc={num_proc!r} must be an int >= 1")
-    if isinstance(dataset, datasets.DatasetDict):
-        raise TypeError(f"pass one split (a datasets.Dataset), not a DatasetDict with splits {list(dataset)}")
-    if not isinstance(dataset, datasets.Dataset):
-        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
-    if text_column not in dataset.column_names:
-        raise ValueError(f"the dataset has no column {text_column!r}; its columns are {dataset.column_names}. "
-                         "Pass text_column=<the column holding the documents>")
+    check_document_dataset(dataset, text_column)
     eos_id = tokenizer.eos_token_id
     if eos_id is None:
         raise ValueError("the tokenizer has no eos_token; set one (e.g. tokenizer.eos_token = '<|endoftext|>')")

@@ -9,7 +9,7 @@ import torch
 from huggingface_hub import ModelCard
 
 import adlr_hf  # noqa: F401 - registers the families
-from adlr_hf.data.text import train_tokenizer
+from hub.hub_utils import write_tiny_gpt_folder
 from adlr_hf.hub import systems
 from adlr_hf.hub import record_evaluation, weights_fingerprint
 from adlr_hf.hub.model_index import EVALS_FILE
@@ -40,13 +40,7 @@ def test_megatron_flops_formula_on_hand_computed_cases():
 def model_dir(tmp_path_factory):
     """A plain HF folder (no run): a tiny Megatron-GPT with a byte-level BPE tokenizer."""
     folder = tmp_path_factory.mktemp("model") / "tiny"
-    tokenizer = train_tokenizer([f"the {w} sat on the mat {i}" for i, w in enumerate(["cat", "dog", "cow"] * 20)],
-                                vocab_size=280)
-    torch.manual_seed(0)
-    config = MegatronGPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=2, num_attention_heads=4,
-                               max_position_embeddings=64, bos_token_id=0, eos_token_id=0, pad_token_id=1)
-    MegatronGPTForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    write_tiny_gpt_folder(folder)
     return folder
 
 

@@ -4,12 +4,10 @@ layout (`FamilySpec.paper_scale`), labelled as computed by `adlr-hf plan`; the w
 from pathlib import Path
 
 import pytest
-import torch
 
 import adlr_hf  # noqa: F401 - registers the families
-from adlr_hf.data.text import train_tokenizer
+from hub.hub_utils import write_tiny_gpt_folder
 from adlr_hf.hub.publish import publish
-from adlr_hf.models.megatron_gpt import MegatronGPTConfig, MegatronGPTForCausalLM
 from adlr_hf.planning.paper_scale import scaling_section
 from adlr_hf.registry import families, get_config, get_family
 
@@ -17,13 +15,7 @@ from adlr_hf.registry import families, get_config, get_family
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model") / "tiny"
-    tokenizer = train_tokenizer([f"the {w} sat on the mat {i}" for i, w in enumerate(["cat", "dog", "cow"] * 20)],
-                                vocab_size=280)
-    torch.manual_seed(0)
-    config = MegatronGPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=2, num_attention_heads=4,
-                               max_position_embeddings=64, bos_token_id=0, eos_token_id=0, pad_token_id=1)
-    MegatronGPTForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    write_tiny_gpt_folder(folder)
     out = tmp_path_factory.mktemp("pub") / "card"
     publish(folder, out, repo_id="nvidia/tiny-scaling", inference_runs=1)
     return out

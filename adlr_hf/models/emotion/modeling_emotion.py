@@ -37,9 +37,9 @@ from .configuration_emotion import ENCODER_CONFIGS, EmotionConfig
 try:  # the encoder families' own classes with adlr_hf installed; a published folder's copies otherwise
     from adlr_hf.models.megatron_gpt.modeling_megatron_gpt import MegatronGPTModel, pool_last_token
     from adlr_hf.models.mlstm.modeling_mlstm import MLSTMModel, shifted_lm_targets
-    from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel, lm_cross_entropy
+    from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel, init_megatron_weights, lm_cross_entropy
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries these files
-    from .modeling_adlr import AdlrPreTrainedModel, lm_cross_entropy
+    from .modeling_adlr import AdlrPreTrainedModel, init_megatron_weights, lm_cross_entropy
     from .modeling_megatron_gpt import MegatronGPTModel, pool_last_token
     from .modeling_mlstm import MLSTMModel, shifted_lm_targets
 
@@ -142,18 +142,7 @@ class EmotionPreTrainedModel(AdlrPreTrainedModel):
             MLSTMModel._init_weights(self.mlstm, module)
             return
         encoder = self.config.encoder_config
-        std = encoder.initializer_range
-        if isinstance(module, nn.Linear):
-            if getattr(module, "_is_residual_projection", False):
-                std = std / math.sqrt(2.0 * encoder.num_layers)
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        init_megatron_weights(module, encoder.initializer_range, encoder.num_layers)
 
     # -- pieces the two classifiers share ------------------------------------------------------------------------
     def _build_head(self, config: EmotionConfig) -> None:

@@ -10,13 +10,11 @@ Plain `nn.Linear` / `nn.Embedding` with Megatron's role names; tensor parallelis
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
@@ -25,9 +23,9 @@ from transformers.utils import ModelOutput
 from .configuration_megatron_bert import AdlrMegatronBertConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.shared.modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
+    from adlr_hf.models.shared.modeling_adlr import AdlrAttention, AdlrPreTrainedModel, init_megatron_weights, lm_cross_entropy
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
-    from .modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
+    from .modeling_adlr import AdlrAttention, AdlrPreTrainedModel, init_megatron_weights, lm_cross_entropy
 
 
 class MegatronBertAttention(AdlrAttention):
@@ -95,18 +93,7 @@ class MegatronBertPreTrainedModel(AdlrPreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """N(0, σ) weights, zero biases, unit layer norms; output projections σ/√(2L) as in Megatron-LM."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            if getattr(module, "_is_residual_projection", False):
-                std = std / math.sqrt(2.0 * self.config.num_layers)
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        init_megatron_weights(module, self.config.initializer_range, self.config.num_layers)
 
     def _encode(self, inputs: dict, output_attentions, output_hidden_states, return_dict):
         """A head's forward: the encoder's outputs (with the requested attentions / hidden states) and whether the

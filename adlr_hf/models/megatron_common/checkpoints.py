@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ... import conversion
-from ...conversion import fitted_model
+from ...conversion import check_out_dir, fitted_model
 
 logger = logging.getLogger(__name__)
 
@@ -472,3 +472,17 @@ def unify_dtype(state: dict[str, torch.Tensor], config, reference_key: str) -> d
     if dtype != torch.float32:
         config.dtype = dtype
     return state
+
+
+def open_megatron_checkpoint(src_dir, out_dir, overwrite: bool, normalise, check_args):
+    """The first steps every Megatron-LM converter takes: the checked output folder, the iteration folder, its rank
+    files, the shards (keys normalised by `normalise`), their `checkpoint_version` and saved `args` (checked by
+    `check_args(args, path)` and against the layout). Returns (src, out, folder, files, shards, version, args)."""
+    src = Path(src_dir).expanduser().absolute()
+    out = check_out_dir(out_dir, src, overwrite)
+    folder = resolve_iteration_dir(src)
+    files = rank_files(folder)
+    shards, version, args = load_megatron_shards(files, normalise)
+    check_args(args, files[0])
+    check_megatron_layout(args, version, len(files), folder, files[0])
+    return src, out, folder, files, shards, version, args

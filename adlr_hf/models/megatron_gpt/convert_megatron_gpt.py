@@ -40,18 +40,15 @@ import torch
 
 from ...conversion import check_out_dir, read_hf_weights, read_json
 from ..megatron_common.checkpoints import (
+    open_megatron_checkpoint,
     check_megatron_args,
-    check_megatron_layout,
     check_saved_args,
     find_tokenizer,
     flatten,
     layer_indices,
-    load_megatron_shards,
     megatron_activation,
     megatron_layer_key,
     merge_tp_shards,
-    rank_files,
-    resolve_iteration_dir,
     resolve_num_heads,
     resolve_vocab_size,
     save_model_folder,
@@ -260,15 +257,9 @@ def convert_megatron_gpt(src_dir, out_dir, *, vocab_size: int | None = None, num
     beside the checkpoint is used, else the padded size is kept (with a warning). `num_attention_heads` is needed
     only when the checkpoint has no saved `args`.
     """
-    src = Path(src_dir).expanduser().absolute()
-    out = check_out_dir(out_dir, src, overwrite)
-    folder = resolve_iteration_dir(src)
-    files = rank_files(folder)
-    tp = len(files)
-    shards, version, args = load_megatron_shards(files, _normalise_megatron_keys)
-    path0 = files[0]
-    _check_megatron_args(args, path0)
-    check_megatron_layout(args, version, tp, folder, path0)
+    src, out, folder, files, shards, version, args = open_megatron_checkpoint(
+        src_dir, out_dir, overwrite, _normalise_megatron_keys, _check_megatron_args)
+    tp, path0 = len(files), files[0]
 
     names = shards[0]
     for required in ("transformer.word_embeddings.weight", "transformer.position_embeddings.weight",

@@ -10,13 +10,11 @@ Attention heads are inferred from the projection width, so the same code runs on
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -29,9 +27,9 @@ from transformers.modeling_outputs import (
 from .configuration_megatron_gpt import MegatronGPTConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.shared.modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
+    from adlr_hf.models.shared.modeling_adlr import AdlrAttention, AdlrPreTrainedModel, init_megatron_weights, lm_cross_entropy
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries modeling_adlr.py
-    from .modeling_adlr import AdlrAttention, AdlrPreTrainedModel, lm_cross_entropy
+    from .modeling_adlr import AdlrAttention, AdlrPreTrainedModel, init_megatron_weights, lm_cross_entropy
 
 
 class MegatronGPTAttention(AdlrAttention):
@@ -102,18 +100,7 @@ class MegatronGPTPreTrainedModel(AdlrPreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """N(0, σ) for weights, σ/√(2L) for the two residual output projections, zero biases (Megatron-LM)."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            if getattr(module, "_is_residual_projection", False):
-                std = std / math.sqrt(2.0 * self.config.num_layers)
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        init_megatron_weights(module, self.config.initializer_range, self.config.num_layers)
 
 
 def _position_ids(attention_mask, past_length: int, length: int, device) -> torch.Tensor:

@@ -10,6 +10,8 @@ imports only torch and transformers outside the `try` below.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,7 +37,7 @@ except ImportError:  # pragma: no cover - exercised by the remote-code tests in 
         return {}  # a published folder's config.json already lists every Auto class of its family
 
 __all__ = ["AdlrAttention", "AdlrPreTrainedModel", "TensorParallelMixin", "eager_attention_forward",
-           "lm_cross_entropy", "tp_rng_fork"]
+           "init_megatron_weights", "lm_cross_entropy", "tp_rng_fork"]
 
 
 class AdlrPreTrainedModel(TensorParallelMixin, PreTrainedModel):
@@ -96,6 +98,25 @@ class AdlrPreTrainedModel(TensorParallelMixin, PreTrainedModel):
         # class the family registers (AutoModel from a causal-LM folder, fill-mask from a pretraining folder, ...).
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **family_auto_map(self)}
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+@torch.no_grad()
+def init_megatron_weights(module: nn.Module, std: float, num_layers: int) -> None:
+    """Megatron-LM's initialisation of one module: N(0, σ) weights and zero biases, σ/√(2L) for the residual output
+    projections (marked `_is_residual_projection`), N(0, σ) embeddings, unit layer norms."""
+    from transformers import initialization as init
+
+    if isinstance(module, nn.Linear):
+        if getattr(module, "_is_residual_projection", False):
+            std = std / math.sqrt(2.0 * num_layers)
+        init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,

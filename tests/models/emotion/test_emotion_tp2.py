@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from dist_utils import assert_close, assert_saves_match, run_ranks
+from dist_utils import assert_close, assert_megatron_grads, assert_saves_match, run_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -13,7 +13,7 @@ def _worker(rank, tmp):
     from adlr_hf import get_config
     from adlr_hf.models.emotion import EmotionConfig, EmotionTransformerForSequenceClassification
     from adlr_hf.parallel import apply_tp_plan, full_tp_plan, init_parallel
-    from adlr_hf.parallel.sharding import padded_vocab_size, split_for_rank
+    from adlr_hf.parallel.sharding import padded_vocab_size
 
     state = init_parallel(tp_size=2)
     # vocab 1000 is not a multiple of 128 × 2: the vocab padding of the aux LM head is exercised.
@@ -49,18 +49,7 @@ def _worker(rank, tmp):
     assert_close(out.lm_loss, ref.lm_loss.detach(), what="vocab-parallel aux LM loss")
     assert_close(out.loss, ref.loss.detach(), what="loss")
     out.loss.backward()
-    ref_params = dict(reference.named_parameters())
-    specs = {"query_key_value.weight": (0, 3), "query_key_value.bias": (0, 3), "dense_h_to_4h.weight": (0, 1),
-             "dense_h_to_4h.bias": (0, 1), "self_attention.dense.weight": (1, 1), "dense_4h_to_h.weight": (1, 1)}
-    for name, param in model.named_parameters():
-        expected = ref_params[name].grad
-        if name.endswith("word_embeddings.weight"):
-            expected = torch.cat([expected, expected.new_zeros(padded_vocab_size(1000, 2) - 1000, expected.shape[1])])
-            expected = split_for_rank(expected, 0, rank, 2)
-        for suffix, (dim, stride) in specs.items():
-            if name.endswith(suffix):
-                expected = split_for_rank(expected, dim, rank, 2, stride)
-        assert_close(param.grad, expected, rtol=1e-5, atol=1e-6, what=f"grad of {name}")
+    assert_megatron_grads(model, reference, rank, 1000, padded_vocab_size(1000, 2))
 
     assert_saves_match(model, reference, f"{tmp}/emotion", rank)
 

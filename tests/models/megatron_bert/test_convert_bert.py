@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from models.megatron_checkpoints import padded_vocab, row_shard, transformer_body, write_megatron
 from safetensors.torch import load_file
 
 import adlr_hf  # noqa: F401 - registers the Auto classes
@@ -199,50 +199,14 @@ def _full_weights(padded: int, seed: int = 0, binary_head: bool = True) -> dict[
     return w
 
 
-def _qkv_shard(blocked: torch.Tensor, version: float, rank: int, tp: int) -> torch.Tensor:
-    """Rank `rank`'s QKV rows as Megatron stores them for `version`, from our blocked [3, np, hn] rows."""
-    rest = blocked.shape[1:]
-    per = HEADS // tp
-    qkv = blocked.reshape(3, HEADS, HEAD_DIM, *rest)[:, rank * per:(rank + 1) * per]  # [3, np_r, hn, ...]
-    if version == 0:
-        layout = qkv  # [Q_r; K_r; V_r]: the stride-3 share of [Q_all; K_all; V_all]
-    elif version == 1.0:
-        layout = qkv.permute(1, 2, 0, *range(3, qkv.dim()))  # [np_r, hn, 3]
-    else:
-        layout = qkv.transpose(0, 1)  # [np_r, 3, hn]
-    return layout.reshape(3 * per * HEAD_DIM, *rest).contiguous()
-
-
 def _megatron_model_dict(full: dict, version: float, rank: int, tp: int) -> dict:
     """One rank's `model` entry of a Megatron-LM BertModel checkpoint (state_dict_for_save_checkpoint)."""
-    def rows(t):
-        return t.chunk(tp, dim=0)[rank].clone()
-
-    def cols(t):
-        return t.chunk(tp, dim=1)[rank].clone()
-
-    attention = "self_attention" if version >= 2.0 else "attention"
-    body = {}
-    for i in range(LAYERS):
-        src, dst = f"bert.layers.{i}.", f"layers.{i}."
-        for ln in ("input_layernorm", "post_attention_layernorm"):
-            for p in ("weight", "bias"):
-                body[f"{dst}{ln}.{p}"] = full[f"{src}{ln}.{p}"].clone()
-        for p in ("weight", "bias"):
-            body[f"{dst}{attention}.query_key_value.{p}"] = _qkv_shard(
-                full[f"{src}attention.query_key_value.{p}"], version, rank, tp)
-            body[f"{dst}mlp.dense_h_to_4h.{p}"] = rows(full[f"{src}mlp.dense_h_to_4h.{p}"])
-        body[f"{dst}{attention}.dense.weight"] = cols(full[f"{src}attention.dense.weight"])
-        body[f"{dst}{attention}.dense.bias"] = full[f"{src}attention.dense.bias"].clone()
-        body[f"{dst}mlp.dense_4h_to_h.weight"] = cols(full[f"{src}mlp.dense_4h_to_h.weight"])
-        body[f"{dst}mlp.dense_4h_to_h.bias"] = full[f"{src}mlp.dense_4h_to_h.bias"].clone()
-    body["final_layernorm.weight"] = full["bert.final_layernorm.weight"].clone()
-    body["final_layernorm.bias"] = full["bert.final_layernorm.bias"].clone()
-    embedding = {"word_embeddings": {"weight": rows(full["bert.word_embeddings.weight"])},
+    body = transformer_body(full, "bert.", "attention", version, rank, tp, LAYERS, HEADS, HEAD_DIM)
+    embedding = {"word_embeddings": {"weight": row_shard(full["bert.word_embeddings.weight"], rank, tp)},
                  "position_embeddings": {"weight": full["bert.position_embeddings.weight"].clone()}}
     language_model = {"embedding": embedding, ("encoder" if version >= 2.0 else "transformer"): body}
     model = {"language_model": language_model,
-             "lm_head": {"bias": rows(full["lm_head.decoder.bias"]),
+             "lm_head": {"bias": row_shard(full["lm_head.decoder.bias"], rank, tp),
                          **{k[len("lm_head."):]: v.clone() for k, v in full.items()
                             if k.startswith("lm_head.") and k != "lm_head.decoder.bias"}}}
     if "binary_head.weight" in full:
@@ -271,25 +235,8 @@ def _megatron_args(version: float, tp: int, padded: int, **extra) -> argparse.Na
 
 def _write_megatron(root: Path, full: dict, version: float, tp: int, padded: int, release: bool = False,
                     args: argparse.Namespace | None = None) -> Path:
-    folder = root / ("release" if release else "iter_0000100")
     args = args if args is not None else _megatron_args(version, tp, padded)
-    for rank in range(tp):
-        ckpt = {"iteration": 0 if release else 100, "model": _megatron_model_dict(full, version, rank, tp),
-                "args": args, "random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
-                "torch_rng_state": torch.get_rng_state(),
-                "rng_tracker_states": {"model-parallel-rng": torch.get_rng_state()}}
-        if version != 0:  # Megatron v1.0 saved no checkpoint_version; load_checkpoint reads it as 0
-            ckpt["checkpoint_version"] = version
-        path = folder / f"mp_rank_{rank:02d}" / "model_optim_rng.pt"
-        path.parent.mkdir(parents=True)
-        torch.save(ckpt, path)
-    (root / "latest_checkpointed_iteration.txt").write_text("release" if release else "100")
-    return root
-
-
-def _padded(vocab: int, tp: int) -> int:
-    step = 128 * tp
-    return (vocab + step - 1) // step * step
+    return write_megatron(root, lambda rank: _megatron_model_dict(full, version, rank, tp), version, tp, args, release)
 
 
 def _reference(full: dict, vocab: int, binary_head: bool = True, hidden_act: str = "gelu", head_hidden_act=None):
@@ -312,10 +259,10 @@ def _reference(full: dict, vocab: int, binary_head: bool = True, hidden_act: str
 @pytest.mark.parametrize("version", [0, 1.0, 3.0])
 def test_megatron_bert_versions_tp1_and_tp2(tmp_path, version):
     vocab = len(_write_vocab(tmp_path / "tok" / "bert-large-uncased-vocab.txt"))
-    full = _full_weights(_padded(vocab, 2))
+    full = _full_weights(padded_vocab(vocab, 2))
     outs = {}
     for tp in (1, 2):
-        padded = _padded(vocab, tp)
+        padded = padded_vocab(vocab, tp)
         weights = {k: (v[:padded] if k in ("bert.word_embeddings.weight", "lm_head.decoder.bias") else v)
                    for k, v in full.items()}
         root = _write_megatron(tmp_path / f"tp{tp}", weights, version, tp, padded, release=(tp == 2))
@@ -350,9 +297,9 @@ def test_megatron_bert_without_binary_head(tmp_path):
     strips the padding when no tokenizer is beside the checkpoint; fused bias-GeLU makes the MLP's GeLU tanh while the
     LM head keeps erf GeLU."""
     vocab = 100
-    full = _full_weights(_padded(vocab, 1), seed=3, binary_head=False)
-    args = _megatron_args(3.0, 1, _padded(vocab, 1), bias_gelu_fusion=True, bert_binary_head=False)
-    root = _write_megatron(tmp_path / "ckpt", full, 3.0, 1, _padded(vocab, 1), args=args)
+    full = _full_weights(padded_vocab(vocab, 1), seed=3, binary_head=False)
+    args = _megatron_args(3.0, 1, padded_vocab(vocab, 1), bias_gelu_fusion=True, bert_binary_head=False)
+    root = _write_megatron(tmp_path / "ckpt", full, 3.0, 1, padded_vocab(vocab, 1), args=args)
     out = convert_megatron_bert(root / "iter_0000100", tmp_path / "out", vocab_size=vocab)
     model = MegatronBertForMaskedLM.from_pretrained(str(out)).eval()
     assert model.config.type_vocab_size == 1
@@ -377,7 +324,7 @@ def test_megatron_bert_without_binary_head(tmp_path):
 
 
 def _bad_megatron(tmp_path: Path, case: str) -> Path:
-    padded = _padded(100, 2)
+    padded = padded_vocab(100, 2)
     root = tmp_path / "ckpt"
     if case == "missing folder":
         return tmp_path / "nowhere"

@@ -12,14 +12,13 @@ import argparse
 import enum
 import json
 import logging
-import random
 import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from models.megatron_checkpoints import padded_vocab, row_shard, transformer_body, write_megatron
 from dist_utils import run_ranks
 from safetensors.torch import load_file
 
@@ -190,47 +189,10 @@ def _full_weights(vocab: int, padded: int, seed: int = 0) -> dict[str, torch.Ten
     return w
 
 
-def _megatron_qkv_shard(blocked: torch.Tensor, version: float, rank: int, tp: int) -> torch.Tensor:
-    """Rank `rank`'s QKV rows as Megatron stores them for `version`, from our blocked [3, np, hn] rows."""
-    rest = blocked.shape[1:]
-    per = HEADS // tp
-    heads = slice(rank * per, (rank + 1) * per)
-    qkv = blocked.reshape(3, HEADS, HEAD_DIM, *rest)[:, heads]  # [3, np_r, hn, ...]
-    if version == 0:
-        layout = qkv  # [Q_r; K_r; V_r]: the stride-3 share of [Q_all; K_all; V_all]
-    elif version == 1.0:
-        layout = qkv.permute(1, 2, 0, *range(3, qkv.dim()))  # [np_r, hn, 3]
-    else:
-        layout = qkv.transpose(0, 1)  # [np_r, 3, hn]
-    return layout.reshape(3 * per * HEAD_DIM, *rest).contiguous()
-
-
 def _megatron_model_dict(full: dict, version: float, rank: int, tp: int, flat_2019: bool = False) -> dict:
     """One rank's `model` entry in Megatron-LM's layout for `version`."""
-    def rows(t):
-        return t.chunk(tp, dim=0)[rank].clone()
-
-    def cols(t):
-        return t.chunk(tp, dim=1)[rank].clone()
-
-    attention = "self_attention" if version >= 2.0 else "attention"
-    layers = {}
-    for i in range(LAYERS):
-        src, dst = f"transformer.layers.{i}.", f"layers.{i}."
-        for ln in ("input_layernorm", "post_attention_layernorm"):
-            for p in ("weight", "bias"):
-                layers[f"{dst}{ln}.{p}"] = full[f"{src}{ln}.{p}"].clone()
-        for p in ("weight", "bias"):
-            layers[f"{dst}{attention}.query_key_value.{p}"] = _megatron_qkv_shard(
-                full[f"{src}self_attention.query_key_value.{p}"], version, rank, tp)
-            layers[f"{dst}mlp.dense_h_to_4h.{p}"] = rows(full[f"{src}mlp.dense_h_to_4h.{p}"])
-        layers[f"{dst}{attention}.dense.weight"] = cols(full[f"{src}self_attention.dense.weight"])
-        layers[f"{dst}{attention}.dense.bias"] = full[f"{src}self_attention.dense.bias"].clone()
-        layers[f"{dst}mlp.dense_4h_to_h.weight"] = cols(full[f"{src}mlp.dense_4h_to_h.weight"])
-        layers[f"{dst}mlp.dense_4h_to_h.bias"] = full[f"{src}mlp.dense_4h_to_h.bias"].clone()
-    layers["final_layernorm.weight"] = full["transformer.final_layernorm.weight"].clone()
-    layers["final_layernorm.bias"] = full["transformer.final_layernorm.bias"].clone()
-    word = rows(full["transformer.word_embeddings.weight"])
+    layers = transformer_body(full, "transformer.", "self_attention", version, rank, tp, LAYERS, HEADS, HEAD_DIM)
+    word = row_shard(full["transformer.word_embeddings.weight"], rank, tp)
     position = full["transformer.position_embeddings.weight"].clone()
     if flat_2019:  # the 2019 GPT2Model.state_dict(): flat names, no language_model
         return {"word_embeddings.weight": word, "position_embeddings.weight": position,
@@ -258,29 +220,9 @@ def _megatron_args(version: float, tp: int, padded: int, **extra) -> argparse.Na
 def _write_megatron(root: Path, full: dict, version: float, tp: int, padded: int, release: bool = False,
                     args: argparse.Namespace | None | str = "default", flat_2019: bool = False,
                     legacy_format: bool = False) -> Path:
-    folder = root / ("release" if release else "iter_0000100")
-    if args == "default":
-        args = _megatron_args(version, tp, padded)
-    for rank in range(tp):
-        ckpt = {"iteration": 0 if release else 100, "model": _megatron_model_dict(full, version, rank, tp, flat_2019),
-                "random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
-                "torch_rng_state": torch.get_rng_state(),
-                "rng_tracker_states": {"model-parallel-rng": torch.get_rng_state()}}
-        if args is not None:
-            ckpt["args"] = args
-        if version != 0:  # Megatron v1.0 saved no checkpoint_version; load_checkpoint reads it as 0
-            ckpt["checkpoint_version"] = version
-        path = folder / f"mp_rank_{rank:02d}" / "model_optim_rng.pt"
-        path.parent.mkdir(parents=True)
-        # legacy_format: the pre-1.6 (non-zip) torch.save format that 2019 checkpoints use
-        torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy_format)
-    (root / "latest_checkpointed_iteration.txt").write_text("release" if release else "100")
-    return root
-
-
-def _padded(vocab: int, tp: int) -> int:
-    step = 128 * tp
-    return (vocab + step - 1) // step * step
+    args = _megatron_args(version, tp, padded) if args == "default" else args
+    return write_megatron(root, lambda rank: _megatron_model_dict(full, version, rank, tp, flat_2019), version, tp,
+                          args, release, legacy_format)
 
 
 def _reference_logits(full: dict, out: Path, vocab: int, ids):
@@ -297,10 +239,10 @@ def _reference_logits(full: dict, out: Path, vocab: int, ids):
 @pytest.mark.parametrize("version", [0, 1.0, 3.0])
 def test_megatron_versions_tp1_and_tp2(tmp_path, version):
     vocab = _write_bpe_files(tmp_path / "tok")
-    full = _full_weights(vocab, _padded(vocab, 2))
+    full = _full_weights(vocab, padded_vocab(vocab, 2))
     outs = {}
     for tp in (1, 2):
-        padded = _padded(vocab, tp)
+        padded = padded_vocab(vocab, tp)
         weights = {**full, "transformer.word_embeddings.weight": full["transformer.word_embeddings.weight"][:padded]}
         root = _write_megatron(tmp_path / f"tp{tp}", weights, version, tp, padded, release=(tp == 2))
         for name in ("vocab.json", "merges.txt"):  # the tokenizer beside the checkpoint gives the true vocab
@@ -325,7 +267,7 @@ def test_megatron_versions_tp1_and_tp2(tmp_path, version):
 
 def test_megatron_2019_flat_layout_without_args(tmp_path, caplog):
     """The 2019 code saved no args and flat names; heads must be given; the padded vocab is kept with a warning."""
-    padded = _padded(300, 1)
+    padded = padded_vocab(300, 1)
     full = _full_weights(300, padded)
     root = _write_megatron(tmp_path / "ckpt", full, 0, 1, padded, args=None, flat_2019=True, legacy_format=True)
     with pytest.raises(ValueError, match="num_attention_heads"):
@@ -352,7 +294,7 @@ def test_megatron_args_with_megatron_classes(tmp_path, legacy_format):
 
     ModelType.__module__, ModelType.__qualname__ = module.__name__, "ModelType"
     module.ModelType = ModelType
-    padded = _padded(300, 1)
+    padded = padded_vocab(300, 1)
     full = _full_weights(300, padded)
     args = _megatron_args(3.0, 1, padded, model_type=ModelType.encoder_or_decoder)
     sys.modules.update({"megatron": types.ModuleType("megatron"), "megatron.core": types.ModuleType("megatron.core"),
@@ -374,7 +316,7 @@ class _Evil:
 
 
 def _bad_megatron(tmp_path: Path, case: str) -> Path:
-    padded = _padded(300, 2)
+    padded = padded_vocab(300, 2)
     full = _full_weights(300, padded)
     root = tmp_path / "ckpt"
     if case == "missing folder":
@@ -461,7 +403,7 @@ def test_cli_convert(gpt2_folders, tmp_path, capsys):
     assert "--vocab-size does not apply" in capsys.readouterr().err
     assert cli_main(["convert", "gpt2-hf", str(src), str(tmp_path / "out"), "--overwrite"]) == 0
 
-    padded = _padded(300, 1)
+    padded = padded_vocab(300, 1)
     root = _write_megatron(tmp_path / "ckpt", _full_weights(300, padded), 0, 1, padded, args=None, flat_2019=True)
     assert cli_main(["convert", "megatron-gpt", str(root), str(tmp_path / "meg")]) == 2
     assert "--num-attention-heads" in capsys.readouterr().err
