@@ -10,19 +10,7 @@ from transformers import Pipeline
 
 from .data.frame_inputs import ClipInput
 
-__all__ = ["VideoClipPipeline", "register_video_family"]
-
-
-def register_video_family(config_class, processor_class, task: str, pipeline_class) -> None:
-    """`AutoVideoProcessor` loads `processor_class` for `config_class` (also from a saved folder's `auto_map`), and
-    `pipeline(task)` is `pipeline_class` (registered once)."""
-    from transformers import AutoModel, AutoVideoProcessor
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    AutoVideoProcessor.register(config_class, processor_class, exist_ok=True)
-    processor_class.register_for_auto_class("AutoVideoProcessor")
-    if task not in PIPELINE_REGISTRY.supported_tasks:
-        PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=AutoModel, type="video")
+__all__ = ["VideoClipPipeline"]
 
 
 class VideoClipPipeline(Pipeline):

@@ -3,7 +3,10 @@
 model, its video processor, the converter of the released checkpoints and the `video-frame-interpolation`
 pipeline. It trains with the `video-interpolation` task (adlr_hf/tasks/video_interpolation.py)."""
 
+from functools import partial
+
 from ...family import CardFacts, Converter, FamilySpec, Option, Paper, Variant
+from ...video_registration import register_video_family
 from .configuration_cyclic_interp import CyclicInterpConfig
 from .modeling_cyclic_interp import (
     CyclicInterpForFrameInterpolation,
@@ -17,13 +20,6 @@ PIPELINE_TASK = "video-frame-interpolation"
 UVI = Paper("Unsupervised Video Interpolation Using Cycle Consistency (on Super SloMo: High Quality Estimation of "
             "Multiple Intermediate Frames for Video Interpolation)", ("1906.05928", "1712.00080"),
             "https://github.com/NVIDIA/unsupervised-video-interpolation")
-
-
-def _register() -> None:
-    from ...video_pipeline import register_video_family
-    from .pipeline_cyclic_interp import CyclicInterpPipeline
-
-    register_video_family(CyclicInterpConfig, CyclicInterpVideoProcessor, PIPELINE_TASK, CyclicInterpPipeline)
 
 
 SPEC = FamilySpec(
@@ -46,7 +42,8 @@ SPEC = FamilySpec(
                                                             "stored in it; default 1, the reference's; 2 for its "
                                                             "SlowFlow / Sintel models)")),)),),
     processor=CyclicInterpVideoProcessor.for_config,
-    register=_register,
+    register=partial(register_video_family, CyclicInterpConfig, CyclicInterpVideoProcessor, PIPELINE_TASK,
+                     "adlr_hf.models.cyclic_interp.pipeline_cyclic_interp:CyclicInterpPipeline"),
     card=CardFacts(
         title="Super SloMo with cycle consistency",
         paper=UVI,

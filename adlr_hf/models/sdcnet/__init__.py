@@ -3,7 +3,10 @@
 kernels applied by the spatially-displaced convolution, their video processor, converter and the
 `video-frame-prediction` pipeline."""
 
+from functools import partial
+
 from ...family import CardFacts, Converter, FamilySpec, Option, Paper, Variant
+from ...video_registration import register_video_family
 from .configuration_sdcnet import FLOW_SOURCES, SDCNetConfig
 from .modeling_sdcnet import (
     SDCNet2D,
@@ -19,13 +22,6 @@ PIPELINE_TASK = "video-frame-prediction"
 
 SDCNET = Paper("SDC-Net: Video prediction using spatially-displaced convolution", ("1811.00684",),
                "https://github.com/NVIDIA/semantic-segmentation/tree/sdcnet")
-
-
-def _register() -> None:
-    from ...video_pipeline import register_video_family
-    from .pipeline_sdcnet import SDCNetFramePredictionPipeline
-
-    register_video_family(SDCNetConfig, SDCNetVideoProcessor, PIPELINE_TASK, SDCNetFramePredictionPipeline)
 
 
 SPEC = FamilySpec(
@@ -53,7 +49,8 @@ SPEC = FamilySpec(
                                                         help="sdcnet: flow source of the converted model (default "
                                                              "opencv-dis)")))),),
     processor=SDCNetVideoProcessor.for_config,
-    register=_register,
+    register=partial(register_video_family, SDCNetConfig, SDCNetVideoProcessor, PIPELINE_TASK,
+                     "adlr_hf.models.sdcnet.pipeline_sdcnet:SDCNetFramePredictionPipeline"),
     card=CardFacts(
         title="SDC-Net",
         paper=SDCNET,
