@@ -19,14 +19,9 @@ Outputs:
 import datasets
 import evaluate
 
-_CITATION = """\
-@article{shoeybi2019megatron,
-  title={Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism},
-  author={Shoeybi, Mohammad and Patwary, Mostofa and Puri, Raul and LeGresley, Patrick and Casper, Jared and
-          Catanzaro, Bryan},
-  journal={arXiv preprint arXiv:1909.08053},
-  year={2019}
-}
+from .megatron_citation import MEGATRON_CITATION
+
+_CITATION = MEGATRON_CITATION + """\
 @inproceedings{paperno2016lambada,
   title={The LAMBADA dataset: Word prediction requiring a broad discourse context},
   author={Paperno, Denis and Kruszewski, Germ{\\'a}n and Lazaridou, Angeliki and others},

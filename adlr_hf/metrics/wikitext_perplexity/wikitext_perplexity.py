@@ -26,15 +26,9 @@ import math
 import datasets
 import evaluate
 
-_CITATION = """\
-@article{shoeybi2019megatron,
-  title={Megatron-LM: Training Multi-Billion Parameter Language Models Using Model Parallelism},
-  author={Shoeybi, Mohammad and Patwary, Mostofa and Puri, Raul and LeGresley, Patrick and Casper, Jared and
-          Catanzaro, Bryan},
-  journal={arXiv preprint arXiv:1909.08053},
-  year={2019}
-}
-"""
+from .megatron_citation import MEGATRON_CITATION
+
+_CITATION = MEGATRON_CITATION
 
 _DESCRIPTION = """\
 Token-level and word-level-adjusted perplexity of a causal LM on WikiText, computed exactly as Megatron-LM's

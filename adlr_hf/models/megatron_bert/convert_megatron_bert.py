@@ -48,23 +48,7 @@ from typing import Callable
 import torch
 
 from ...conversion import check_out_dir, read_hf_weights, read_json
-from ..megatron_common.checkpoints import (
-    open_megatron_checkpoint,
-    check_megatron_args,
-    check_saved_args,
-    find_tokenizer,
-    flatten,
-    layer_indices,
-    megatron_activation,
-    megatron_layer_key,
-    merge_tp_shards,
-    resolve_num_heads,
-    resolve_vocab_size,
-    save_model_folder,
-    saved_arg,
-    token_id_within,
-    unify_dtype,
-)
+from ..megatron_common import checkpoints as megatron
 from .configuration_megatron_bert import AdlrMegatronBertConfig
 
 logger = logging.getLogger(__name__)
@@ -79,7 +63,7 @@ def _save_folder(out: Path, config: AdlrMegatronBertConfig, state: dict[str, tor
     from .modeling_megatron_bert import MegatronBertForMaskedLM, MegatronBertForPreTraining
 
     model_class = MegatronBertForPreTraining if "binary_head.weight" in state else MegatronBertForMaskedLM
-    return save_model_folder(out, model_class, config, state, tokenizer, extra_files)
+    return megatron.save_model_folder(out, model_class, config, state, tokenizer, extra_files)
 
 
 def _wordpiece_loader(vocab_name: str, do_lower_case: bool) -> Callable[[Path], object]:
@@ -151,7 +135,7 @@ def _bert_config(src: Path) -> AdlrMegatronBertConfig:
         hidden_act=bert.hidden_act, hidden_dropout=bert.hidden_dropout_prob,
         attention_dropout=bert.attention_probs_dropout_prob, layer_norm_epsilon=bert.layer_norm_eps,
         layernorm_position="post", initializer_range=bert.initializer_range,
-        pad_token_id=token_id_within(bert.pad_token_id, bert.vocab_size, "pad_token_id"),
+        pad_token_id=megatron.token_id_within(bert.pad_token_id, bert.vocab_size, "pad_token_id"),
     )
 
 
@@ -220,7 +204,7 @@ def convert_bert_hf(src_dir, out_dir, *, overwrite: bool = False) -> Path:
     out = check_out_dir(out_dir, src, overwrite)
     config = _bert_config(src)
     state = _map_bert_weights(read_hf_weights(src, "BertForMaskedLM.save_pretrained output"), src, config.num_layers)
-    tokenizer, raw_files = find_tokenizer(
+    tokenizer, raw_files = megatron.find_tokenizer(
         [src], TOKENIZER_FILES, [("BertTokenizer", ("vocab.txt",), _wordpiece_loader("vocab.txt", True))])
     if tokenizer is None:
         logger.warning("no tokenizer files in %s; the converted folder has no tokenizer.", src)
@@ -230,7 +214,7 @@ def convert_bert_hf(src_dir, out_dir, *, overwrite: bool = False) -> Path:
     if "binary_head.weight" in state:
         logger.info("%s has an NSP head: writing MegatronBertForPreTraining; its binary_head predicts NSP "
                     "(0 = B follows A), not SOP, until fine-tuned.", src)
-    state = unify_dtype(state, config, "bert.word_embeddings.weight")
+    state = megatron.unify_dtype(state, config, "bert.word_embeddings.weight")
     return _save_folder(out, config, state, tokenizer, {k: v for k, v in raw_files.items() if k == "vocab.txt"})
 
 
@@ -252,7 +236,7 @@ def _normalise_megatron_keys(model: dict, path: Path) -> dict[str, torch.Tensor]
     """Megatron BertModel names (v1.0 `language_model.{embedding,transformer,pooler}`, v2.x `...encoder...`, plus
     `lm_head` and `binary_head`) -> our names (still per-shard tensors)."""
     out = {}
-    for key, tensor in flatten(model).items():
+    for key, tensor in megatron.flatten(model).items():
         name = key[len("language_model."):] if key.startswith("language_model.") else key
         if name.startswith("embedding.") and name[len("embedding."):] in _EMBEDDINGS:
             out[_EMBEDDINGS[name[len("embedding."):]]] = tensor
@@ -264,7 +248,7 @@ def _normalise_megatron_keys(model: dict, path: Path) -> dict[str, torch.Tensor]
         rest = name[len(body):] if body else None
         if body and rest in ("final_layernorm.weight", "final_layernorm.bias"):
             out[f"bert.{rest}"] = tensor
-        elif body and (parts := megatron_layer_key(rest)):
+        elif body and (parts := megatron.megatron_layer_key(rest)):
             layer, module, param = parts
             out[f"bert.layers.{layer}.{module.replace('self_attention.', 'attention.')}.{param}"] = tensor
         else:
@@ -279,7 +263,7 @@ def _normalise_megatron_keys(model: dict, path: Path) -> dict[str, torch.Tensor]
 
 
 def _partition(key: str) -> str | None:
-    """How Megatron split `key` (our name) over the TP ranks (see merge_tp_shards)."""
+    """How Megatron split `key` (our name) over the TP ranks (see megatron.merge_tp_shards)."""
     if key in ("bert.word_embeddings.weight", "lm_head.decoder.bias"):
         return "vocab"  # VocabParallelEmbedding rows; BertLMHead.bias is split like them (partition_dim 0)
     if ".attention.query_key_value." in key:
@@ -292,7 +276,7 @@ def _partition(key: str) -> str | None:
 
 
 def _check_megatron_args(args, path: Path) -> None:
-    check_megatron_args(args, path, "MegatronBert", {
+    megatron.check_megatron_args(args, path, "MegatronBert", {
         "apply_residual_connection_post_layernorm": (
             False, "that variant adds the residual from the layer norm's output, LN(x) + Attn(LN(x)), which is "
                    "neither MegatronBert's pre-LN x + Attn(LN(x)) nor its post-LN LN(x + Attn(x))"),
@@ -317,7 +301,7 @@ def _megatron_tokenizer(src: Path, folder: Path, args):
     lower = tokenizer_type != "BertWordPieceCase"
     files = tuple(dict.fromkeys((*TOKENIZER_FILES, vocab_name)))
     fallbacks = [("BertTokenizer", (vocab_name,), _wordpiece_loader(vocab_name, lower))]
-    tokenizer, raw = find_tokenizer([src, folder] if folder != src else [src, src.parent], files, fallbacks)
+    tokenizer, raw = megatron.find_tokenizer([src, folder] if folder != src else [src, src.parent], files, fallbacks)
     extra = {"vocab.txt": raw[vocab_name]} if vocab_name in raw else {}
     return tokenizer, extra
 
@@ -332,7 +316,7 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
     `args.vocab_file`), else the padded size is kept (with a warning). `num_attention_heads` is needed only when the
     checkpoint has no saved `args`.
     """
-    src, out, folder, files, shards, version, args = open_megatron_checkpoint(
+    src, out, folder, files, shards, version, args = megatron.open_megatron_checkpoint(
         src_dir, out_dir, overwrite, _normalise_megatron_keys, _check_megatron_args)
     tp, path0 = len(files), files[0]
 
@@ -344,7 +328,7 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
     if missing:
         raise ValueError(f"{missing} missing from {str(path0)!r} (our names); pass a complete Megatron-LM BERT "
                          "checkpoint (BertModel with its lm_head).")
-    layers = layer_indices(names, "bert.layers.", path0, "BERT")
+    layers = megatron.layer_indices(names, "bert.layers.", path0, "BERT")
     for layer in layers:
         missing = [f"layers.{layer}.{m}.{p}" for m in _LAYER_MODULES for p in ("weight", "bias")
                    if f"bert.layers.{layer}.{m}.{p}" not in names]
@@ -355,17 +339,17 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
         raise ValueError(f"{str(path0)!r} has a binary_head but no language_model.pooler; the checkpoint is "
                          "incomplete.")
     hidden = names["bert.word_embeddings.weight"].shape[1]
-    heads = resolve_num_heads(args, num_attention_heads, hidden, tp, path0)
-    check_saved_args(args, {"num_layers": len(layers), "hidden_size": hidden}, path0)
+    heads = megatron.resolve_num_heads(args, num_attention_heads, hidden, tp, path0)
+    megatron.check_saved_args(args, {"num_layers": len(layers), "hidden_size": hidden}, path0)
 
-    state = merge_tp_shards(shards, _partition, version=version, heads=heads, hidden=hidden)
+    state = megatron.merge_tp_shards(shards, _partition, version=version, heads=heads, hidden=hidden)
     del shards
     padded = state["bert.word_embeddings.weight"].shape[0]
     if state["lm_head.decoder.bias"].shape[0] != padded:
         raise ValueError(f"lm_head.bias has {state['lm_head.decoder.bias'].shape[0]} entries but the word embeddings "
                          f"{padded} rows in {str(folder)!r}; the checkpoint is inconsistent.")
     tokenizer, extra_files = _megatron_tokenizer(src, folder, args)
-    vocab_size = resolve_vocab_size(vocab_size, padded, args, tokenizer, src)
+    vocab_size = megatron.resolve_vocab_size(vocab_size, padded, args, tokenizer, src)
     for key in ("bert.word_embeddings.weight", "lm_head.decoder.bias"):
         state[key] = state[key][:vocab_size].clone()
 
@@ -380,9 +364,10 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
         state["bert.tokentype_embeddings.weight"] = torch.zeros(1, hidden, dtype=dtype)
     ffn = state["bert.layers.0.mlp.dense_h_to_4h.weight"].shape[0]
     max_pos = state["bert.position_embeddings.weight"].shape[0]
-    check_saved_args(args, {"ffn_hidden_size": ffn, "max_position_embeddings": max_pos}, path0)
+    megatron.check_saved_args(args, {"ffn_hidden_size": ffn, "max_position_embeddings": max_pos}, path0)
 
-    hidden_act = megatron_activation(args, "MegatronBert") if args is not None else "gelu"  # v1.0 default: erf GeLU
+    # v1.0's default: erf GeLU
+    hidden_act = megatron.megatron_activation(args, "MegatronBert") if args is not None else "gelu"
     head_act = _lm_head_activation(args) if args is not None else hidden_act
     if head_act != hidden_act:
         logger.info("the checkpoint's MLP uses %s (fused bias-GeLU) and its LM head %s; both are kept.", hidden_act,
@@ -393,14 +378,14 @@ def convert_megatron_bert(src_dir, out_dir, *, vocab_size: int | None = None, nu
         ffn_hidden_size=ffn, max_position_embeddings=max_pos,
         type_vocab_size=state["bert.tokentype_embeddings.weight"].shape[0], hidden_act=hidden_act,
         head_hidden_act=head_act if head_act != hidden_act else None,
-        hidden_dropout=saved_arg(args, "hidden_dropout", default=0.1),
-        attention_dropout=saved_arg(args, "attention_dropout", default=0.1),
-        layer_norm_epsilon=saved_arg(args, "layernorm_epsilon", default=1e-5), layernorm_position="pre",
-        initializer_range=saved_arg(args, "init_method_std", default=0.02),
-        make_vocab_size_divisible_by=saved_arg(args, "make_vocab_size_divisible_by", default=128),
+        hidden_dropout=megatron.saved_arg(args, "hidden_dropout", default=0.1),
+        attention_dropout=megatron.saved_arg(args, "attention_dropout", default=0.1),
+        layer_norm_epsilon=megatron.saved_arg(args, "layernorm_epsilon", default=1e-5), layernorm_position="pre",
+        initializer_range=megatron.saved_arg(args, "init_method_std", default=0.02),
+        make_vocab_size_divisible_by=megatron.saved_arg(args, "make_vocab_size_divisible_by", default=128),
         pad_token_id=pad if pad is not None else 0,
     )
-    state = unify_dtype(state, config, "bert.word_embeddings.weight")
+    state = megatron.unify_dtype(state, config, "bert.word_embeddings.weight")
     logger.info("Megatron BERT checkpoint %s: TP=%d, checkpoint_version=%s, %d layers, hidden %d, %d heads, "
                 "binary head %s", folder, tp, version, len(layers), hidden, heads, has_binary)
     return _save_folder(out, config, state, tokenizer, extra_files)

@@ -39,23 +39,7 @@ from typing import Callable
 import torch
 
 from ...conversion import check_out_dir, read_hf_weights, read_json
-from ..megatron_common.checkpoints import (
-    open_megatron_checkpoint,
-    check_megatron_args,
-    check_saved_args,
-    find_tokenizer,
-    flatten,
-    layer_indices,
-    megatron_activation,
-    megatron_layer_key,
-    merge_tp_shards,
-    resolve_num_heads,
-    resolve_vocab_size,
-    save_model_folder,
-    saved_arg,
-    token_id_within,
-    unify_dtype,
-)
+from ..megatron_common import checkpoints as megatron
 from .configuration_megatron_gpt import MegatronGPTConfig
 
 logger = logging.getLogger(__name__)
@@ -71,14 +55,15 @@ def _gpt2_bpe(folder: Path):
 
 def _find_tokenizer(folders: list[Path]):
     """(tokenizer or None, raw files) beside the source: AutoTokenizer, else GPT-2 BPE from vocab.json + merges.txt."""
-    return find_tokenizer(folders, TOKENIZER_FILES, [("GPT2Tokenizer", ("vocab.json", "merges.txt"), _gpt2_bpe)])
+    return megatron.find_tokenizer(folders, TOKENIZER_FILES,
+                                   [("GPT2Tokenizer", ("vocab.json", "merges.txt"), _gpt2_bpe)])
 
 
 def _save_folder(out: Path, config: MegatronGPTConfig, state_dict: dict[str, torch.Tensor], tokenizer,
                  extra_files: dict[str, Path]) -> Path:
     from .modeling_megatron_gpt import MegatronGPTForCausalLM
 
-    return save_model_folder(out, MegatronGPTForCausalLM, config, state_dict, tokenizer, extra_files)
+    return megatron.save_model_folder(out, MegatronGPTForCausalLM, config, state_dict, tokenizer, extra_files)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -129,9 +114,9 @@ def _gpt2_config(src: Path) -> MegatronGPTConfig:
         hidden_act=_GPT2_ACTIVATIONS[act], hidden_dropout=gpt2.resid_pdrop, attention_dropout=gpt2.attn_pdrop,
         embedding_dropout=gpt2.embd_pdrop, layer_norm_epsilon=gpt2.layer_norm_epsilon,
         initializer_range=gpt2.initializer_range, tie_word_embeddings=True, use_cache=gpt2.use_cache,
-        bos_token_id=token_id_within(gpt2.bos_token_id, gpt2.vocab_size, "bos_token_id"),
-        eos_token_id=token_id_within(gpt2.eos_token_id, gpt2.vocab_size, "eos_token_id"),
-        pad_token_id=token_id_within(gpt2.pad_token_id, gpt2.vocab_size, "pad_token_id"),
+        bos_token_id=megatron.token_id_within(gpt2.bos_token_id, gpt2.vocab_size, "bos_token_id"),
+        eos_token_id=megatron.token_id_within(gpt2.eos_token_id, gpt2.vocab_size, "eos_token_id"),
+        pad_token_id=megatron.token_id_within(gpt2.pad_token_id, gpt2.vocab_size, "pad_token_id"),
     )
 
 
@@ -195,7 +180,7 @@ _ROW_WEIGHTS = ("self_attention.dense", "mlp.dense_4h_to_h")
 
 
 def _partition(key: str) -> str | None:
-    """How Megatron split `key` (our name) over the TP ranks (see merge_tp_shards)."""
+    """How Megatron split `key` (our name) over the TP ranks (see megatron.merge_tp_shards)."""
     module = key.rsplit(".", 1)[0]
     if key == "transformer.word_embeddings.weight":
         return "vocab"
@@ -211,7 +196,7 @@ def _partition(key: str) -> str | None:
 def _normalise_megatron_keys(model: dict, path: Path) -> dict[str, torch.Tensor]:
     """Flat Megatron names -> our names (still per-shard tensors). Accepts the 2019 flat layout, v1.0's
     `language_model.{embedding,transformer}` and v2.x's `language_model.{embedding,encoder}`."""
-    flat = flatten(model)
+    flat = megatron.flatten(model)
     out = {}
     for key, tensor in flat.items():
         name = key[len("language_model."):] if key.startswith("language_model.") else key
@@ -227,7 +212,7 @@ def _normalise_megatron_keys(model: dict, path: Path) -> dict[str, torch.Tensor]
             prefix = None
         if prefix and name in ("final_layernorm.weight", "final_layernorm.bias"):
             out[f"transformer.{name}"] = tensor
-        elif prefix and (parts := megatron_layer_key(name)):
+        elif prefix and (parts := megatron.megatron_layer_key(name)):
             layer, module, param = parts
             out[f"transformer.layers.{layer}.{module}.{param}"] = tensor
         else:
@@ -242,7 +227,7 @@ def _normalise_megatron_keys(model: dict, path: Path) -> dict[str, torch.Tensor]
 
 
 def _check_megatron_args(args, path: Path) -> None:
-    check_megatron_args(args, path, "MegatronGPT", {
+    megatron.check_megatron_args(args, path, "MegatronGPT", {
         "apply_residual_connection_post_layernorm": (False, "MegatronGPT adds the residual before the layer norm"),
         "untie_embeddings_and_output_weights": (False, "MegatronGPT ties the LM head to the word embeddings"),
         "group_query_attention": (False, "MegatronGPT has one key/value head per query head"),
@@ -257,7 +242,7 @@ def convert_megatron_gpt(src_dir, out_dir, *, vocab_size: int | None = None, num
     beside the checkpoint is used, else the padded size is kept (with a warning). `num_attention_heads` is needed
     only when the checkpoint has no saved `args`.
     """
-    src, out, folder, files, shards, version, args = open_megatron_checkpoint(
+    src, out, folder, files, shards, version, args = megatron.open_megatron_checkpoint(
         src_dir, out_dir, overwrite, _normalise_megatron_keys, _check_megatron_args)
     tp, path0 = len(files), files[0]
 
@@ -267,7 +252,7 @@ def convert_megatron_gpt(src_dir, out_dir, *, vocab_size: int | None = None, num
         if required not in names:
             raise ValueError(f"{required.split('.', 1)[1]!r} is missing from {str(path0)!r}; pass a complete "
                              "Megatron-LM GPT checkpoint.")
-    layers = layer_indices(names, "transformer.layers.", path0, "GPT")
+    layers = megatron.layer_indices(names, "transformer.layers.", path0, "GPT")
     num_layers = len(layers)
     for layer in layers:
         missing = [f"layers.{layer}.{m}.{p}" for m in _LAYER_MODULES for p in ("weight", "bias")
@@ -277,37 +262,37 @@ def convert_megatron_gpt(src_dir, out_dir, *, vocab_size: int | None = None, num
     hidden = names["transformer.word_embeddings.weight"].shape[1]
 
     # Hyper-parameters: from args when saved, checked against the tensors.
-    heads = resolve_num_heads(args, num_attention_heads, hidden, tp, path0)
-    check_saved_args(args, {"num_layers": num_layers, "hidden_size": hidden}, path0)
+    heads = megatron.resolve_num_heads(args, num_attention_heads, hidden, tp, path0)
+    megatron.check_saved_args(args, {"num_layers": num_layers, "hidden_size": hidden}, path0)
 
     # Merge the TP shards into full tensors with our names and QKV layout.
-    state = merge_tp_shards(shards, _partition, version=version, heads=heads, hidden=hidden)
+    state = megatron.merge_tp_shards(shards, _partition, version=version, heads=heads, hidden=hidden)
     del shards
 
     padded = state["transformer.word_embeddings.weight"].shape[0]
     # "Beside the checkpoint": the folder passed in, then the iteration folder (or, when an iteration folder was
     # passed, the save directory above it).
     tokenizer, raw_files = _find_tokenizer([src, folder] if folder != src else [src, src.parent])
-    vocab_size = resolve_vocab_size(vocab_size, padded, args, tokenizer, src)
+    vocab_size = megatron.resolve_vocab_size(vocab_size, padded, args, tokenizer, src)
     state["transformer.word_embeddings.weight"] = state["transformer.word_embeddings.weight"][:vocab_size].clone()
 
     ffn = state["transformer.layers.0.mlp.dense_h_to_4h.weight"].shape[0]
     max_pos = state["transformer.position_embeddings.weight"].shape[0]
-    check_saved_args(args, {"ffn_hidden_size": ffn, "max_position_embeddings": max_pos}, path0)
+    megatron.check_saved_args(args, {"ffn_hidden_size": ffn, "max_position_embeddings": max_pos}, path0)
     eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
     eos = eos if eos is not None else (50256 if vocab_size > 50256 else None)  # GPT-2 BPE's <|endoftext|>
-    dropout = saved_arg(args, "hidden_dropout", default=0.1)
+    dropout = megatron.saved_arg(args, "hidden_dropout", default=0.1)
     config = MegatronGPTConfig(
         vocab_size=vocab_size, max_position_embeddings=max_pos, hidden_size=hidden, num_layers=num_layers,
-        num_attention_heads=heads, ffn_hidden_size=ffn, hidden_act=megatron_activation(args, "MegatronGPT"),
-        hidden_dropout=dropout, attention_dropout=saved_arg(args, "attention_dropout", default=0.1),
+        num_attention_heads=heads, ffn_hidden_size=ffn, hidden_act=megatron.megatron_activation(args, "MegatronGPT"),
+        hidden_dropout=dropout, attention_dropout=megatron.saved_arg(args, "attention_dropout", default=0.1),
         embedding_dropout=dropout,  # Megatron's embedding dropout is args.hidden_dropout
-        layer_norm_epsilon=saved_arg(args, "layernorm_epsilon", default=1e-5),
-        initializer_range=saved_arg(args, "init_method_std", default=0.02),
-        make_vocab_size_divisible_by=saved_arg(args, "make_vocab_size_divisible_by", default=128),
+        layer_norm_epsilon=megatron.saved_arg(args, "layernorm_epsilon", default=1e-5),
+        initializer_range=megatron.saved_arg(args, "init_method_std", default=0.02),
+        make_vocab_size_divisible_by=megatron.saved_arg(args, "make_vocab_size_divisible_by", default=128),
         bos_token_id=eos, eos_token_id=eos,
     )
-    state = unify_dtype(state, config, "transformer.word_embeddings.weight")
+    state = megatron.unify_dtype(state, config, "transformer.word_embeddings.weight")
     logger.info("Megatron checkpoint %s: TP=%d, checkpoint_version=%s, %d layers, hidden %d, %d heads, activation %s",
                 folder, tp, version, num_layers, hidden, heads, config.hidden_act)
     return _save_folder(out, config, state, tokenizer, {k: v for k, v in raw_files.items()
