@@ -25,44 +25,29 @@ import torch.distributed as dist
 
 from ..family import Option
 from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
-from .video_data import (
-    CROP_SIZE,
-    FLIP,
-    FRAME_STRIDE,
-    REVERSE,
-    EpochFrameWindows,
-    MeanFrameMetric,
-    check_window_args,
-    fits_video_model,
-    frame_systems,
-    parse_crop,
-    reference_adam,
-    score_frames,
-    split_windows,
-    window_info,
-)
+from . import video_data as video
 
 CALIBRATION_WINDOWS = 8  # training windows `fit_input_statistics` sees
 
 
 NEXT_FRAME_OPTIONS = (
-    CROP_SIZE,
+    video.CROP_SIZE,
     Option("--window", dict(type=int, default=None, help="next-frame: frames per sample, the past frames plus the "
                                                          "target (default: the model's sequence_length + 1)")),
-    FRAME_STRIDE,
-    REVERSE,
-    FLIP,
+    video.FRAME_STRIDE,
+    video.REVERSE,
+    video.FLIP,
 )
 
 
 def frame_metrics(predicted: torch.Tensor, target: torch.Tensor, last: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-frame PSNR / SSIM / IE (float64, (B,)) of predictions and of the copy-last-frame baseline (frames
-    (B, 3, H, W) in [0, 255]; `score_frames`: 8-bit predictions, IE as the reference's `main.py`)."""
-    baseline = score_frames(last, target, quantize=False)  # a real frame, scored as it is
-    return {**score_frames(predicted, target), **{f"copy_last_{key}": value for key, value in baseline.items()}}
+    (B, 3, H, W) in [0, 255]; `video.score_frames`: 8-bit predictions, IE as the reference's `main.py`)."""
+    baseline = video.score_frames(last, target, quantize=False)  # a real frame, scored as it is
+    return {**video.score_frames(predicted, target), **{f"copy_last_{key}": value for key, value in baseline.items()}}
 
 
-class NextFrameMetric(MeanFrameMetric):
+class NextFrameMetric(video.MeanFrameMetric):
     """Training-time evaluation: mean PSNR / SSIM of the predicted frames and the copy-last-frame PSNR, over every
     data-parallel rank (the metric modules' torch functions)."""
 
@@ -116,13 +101,13 @@ class NextFrameTask(Task):
                                     "copy_last_psnr": ("psnr_copy_last_frame", "PSNR, copy-last-frame baseline"),
                                     "copy_last_ssim": ("ssim_copy_last_frame", "SSIM, copy-last-frame baseline"),
                                     "copy_last_ie": ("ie_copy_last_frame", "IE, copy-last-frame baseline")}),
-                   (FRAME_STRIDE, Option("--max-windows-per-clip", dict(
+                   (video.FRAME_STRIDE, Option("--max-windows-per-clip", dict(
                        type=int, default=None, help="next-frame: evaluate at most N windows per clip, spread "
                                                     "evenly (default: all)")))),
     )
 
     def fits(self, config) -> bool:
-        return fits_video_model(self, config, "rollout")
+        return video.fits_video_model(self, config, "rollout")
 
     # -- a run --------------------------------------------------------------------------------------------------------
     def _window(self, args, config) -> int:
@@ -132,7 +117,7 @@ class NextFrameTask(Task):
         return window
 
     def check_args(self, args, config) -> None:
-        crop = check_window_args(self.name, args, config)
+        crop = video.check_window_args(self.name, args, config)
         self._window(args, config)
         if not 0.0 <= args.eval_fraction < 1.0:
             raise ValueError(f"--eval-fraction {args.eval_fraction} must be in [0, 1)")
@@ -150,18 +135,18 @@ class NextFrameTask(Task):
                                  f"sequence_length={config.sequence_length} frames (window "
                                  f"{config.sequence_length + 1}); drop --window")
             config.sequence_length = window - 1
-        crop = parse_crop(args.crop_size)
+        crop = video.parse_crop(args.crop_size)
         load = functools.partial(load_frame_windows, window=window, stride=args.frame_stride)
-        train, held_out = split_windows(args.data, load, window, crop, getattr(config, "size_divisor", 1),
+        train, held_out = video.split_windows(args.data, load, window, crop, getattr(config, "size_divisor", 1),
                                         args.eval_fraction)
         if len(train) == 0:
             raise ValueError(f"no training windows of {window} frames outside the held-out frames of {args.data}; "
                              "lower --eval-fraction or --window, or add frames")
-        train_set = EpochFrameWindows(train, FrameWindowTransform(crop, random_crop=True, reverse=args.reverse,
+        train_set = video.EpochFrameWindows(train, FrameWindowTransform(crop, random_crop=True, reverse=args.reverse,
                                                                   flip=args.flip, seed=args.seed))
-        eval_set = EpochFrameWindows(held_out, FrameWindowTransform(crop, random_crop=False)) \
+        eval_set = video.EpochFrameWindows(held_out, FrameWindowTransform(crop, random_crop=False)) \
             if held_out is not None else None
-        extra = {"window": window, **window_info(crop, args.frame_stride, train, held_out)}
+        extra = {"window": window, **video.window_info(crop, args.frame_stride, train, held_out)}
         if init_from is None and hasattr(config, "fit_input_statistics"):
             fitted = _fit_statistics(config, train, crop, is_main)
             if fitted:
@@ -172,7 +157,7 @@ class NextFrameTask(Task):
 
     def build_optimizer(self, model, args) -> torch.optim.Optimizer:
         """Adam with L2 weight decay on every parameter, as the reference's `main.py` (lr 1e-4, wd 1e-3 there)."""
-        return reference_adam(model, args)
+        return video.reference_adam(model, args)
 
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
@@ -208,7 +193,7 @@ frames[0].save("next_frame.png")
     # -- systems ----------------------------------------------------------------------------------------------------
     def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:
         try:
-            return {"frames": frame_systems(model, training, measure_inference, runs)}
+            return {"frames": video.frame_systems(model, training, measure_inference, runs)}
         except (ValueError, ImportError) as err:  # e.g. a model that reads precomputed flows only
             return {"frames": None, "frames_unmeasured": str(err)}
 

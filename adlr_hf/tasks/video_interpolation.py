@@ -35,22 +35,7 @@ import torch
 
 from ..family import Option
 from .base import Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int
-from .video_data import (
-    CROP_SIZE,
-    FLIP,
-    FRAME_STRIDE,
-    REVERSE,
-    EpochFrameWindows,
-    MeanFrameMetric,
-    check_window_args,
-    fits_video_model,
-    frame_systems,
-    parse_crop,
-    reference_adam,
-    score_frames,
-    split_windows,
-    window_info,
-)
+from . import video_data as video
 
 REGIMES = ("supervised", "cycle", "cycle-ps")
 DEFAULT_TEACHER_WEIGHT = 0.8  # the reference's teacher_weight with --resume
@@ -77,10 +62,10 @@ INTERP_OPTIONS = (
     Option("--vgg-weights", dict(default=None, metavar="FILE",
                                  help="video-interpolation: a local torchvision VGG16 state dict; turns the "
                                       "perceptual term on (off without it; nothing is downloaded)")),
-    CROP_SIZE,
-    FRAME_STRIDE,
-    REVERSE,
-    FLIP,
+    video.CROP_SIZE,
+    video.FRAME_STRIDE,
+    video.REVERSE,
+    video.FLIP,
 )
 
 
@@ -93,11 +78,12 @@ def _triplet_frames(outputs, batch):
 
 def interpolation_metrics(predicted, target, average) -> dict[str, torch.Tensor]:
     """Per-frame PSNR / SSIM / IE of interpolated frames and of frame averaging ((1 - t) I0 + t I1), 8-bit."""
-    baseline = score_frames(average, target)
-    return {**score_frames(predicted, target), **{f"frame_average_{key}": value for key, value in baseline.items()}}
+    baseline = video.score_frames(average, target)
+    return {**video.score_frames(predicted, target),
+            **{f"frame_average_{key}": value for key, value in baseline.items()}}
 
 
-class InterpolationMetric(MeanFrameMetric):
+class InterpolationMetric(video.MeanFrameMetric):
     """Training-time evaluation: mean PSNR / SSIM of the interpolated held-out frames and the frame-average PSNR."""
 
     keys = ("psnr", "ssim", "frame_average_psnr")
@@ -158,7 +144,7 @@ class VideoInterpolationTask(Task):
     )
 
     def fits(self, config) -> bool:
-        return fits_video_model(self, config, "interpolate", "set_teacher")
+        return video.fits_video_model(self, config, "interpolate", "set_teacher")
 
     # -- options ------------------------------------------------------------------------------------------------------
     def _teacher_source(self, args) -> str | None:
@@ -169,7 +155,7 @@ class VideoInterpolationTask(Task):
     def check_args(self, args, config) -> None:
         from ..data.interp_windows import sample_offsets
 
-        check_window_args(self.name, args, config)
+        video.check_window_args(self.name, args, config)
         sample_offsets(args.num_interp, args.sample_rate, args.regime != "supervised")
         if args.regime != "cycle-ps":
             for flag, value in (("--teacher", args.teacher), ("--teacher-weight", args.teacher_weight)):
@@ -201,21 +187,23 @@ class VideoInterpolationTask(Task):
         offsets = sample_offsets(args.num_interp, args.sample_rate, cycle)
         span = offsets[-1] + 1
         config.num_interp = args.num_interp  # the model's default in-between frames follow its training
-        crop = parse_crop(args.crop_size)
+        crop = video.parse_crop(args.crop_size)
         load = functools.partial(load_interp_windows, offsets=offsets, stride=args.frame_stride)
-        train, held_out = split_windows(args.data, load, span, crop, getattr(config, "size_divisor", 1),
+        train, held_out = video.split_windows(args.data, load, span, crop, getattr(config, "size_divisor", 1),
                                         args.eval_fraction)
         if len(train) == 0:
             raise ValueError(f"no training samples spanning {span} frames outside the held-out frames of {args.data}; "
                              "lower --eval-fraction, --num-interp or --sample-rate, or add frames")
-        train_set = EpochFrameWindows(train, InterpWindowTransform(args.num_interp, cycle, crop, random=True,
+        train_set = video.EpochFrameWindows(train, InterpWindowTransform(args.num_interp, cycle, crop, random=True,
                                                                    reverse=args.reverse, flip=args.flip,
                                                                    seed=args.seed))
-        eval_set = EpochFrameWindows(held_out, InterpWindowTransform(args.num_interp, cycle, crop, random=False)) \
-            if held_out is not None else None
+        eval_set = None
+        if held_out is not None:
+            eval_set = video.EpochFrameWindows(held_out, InterpWindowTransform(args.num_interp, cycle, crop,
+                                                                               random=False))
         teacher = self._teacher_source(args) if args.regime == "cycle-ps" else None
         extra = {"regime": args.regime, "num_interp": args.num_interp, "sample_rate": args.sample_rate,
-                 "sample_offsets": offsets, **window_info(crop, args.frame_stride, train, held_out),
+                 "sample_offsets": offsets, **video.window_info(crop, args.frame_stride, train, held_out),
                  "teacher": str(Path(teacher).resolve()) if teacher else None,
                  "teacher_weight": (DEFAULT_TEACHER_WEIGHT if args.teacher_weight is None else args.teacher_weight)
                  if teacher else None,
@@ -244,7 +232,7 @@ class VideoInterpolationTask(Task):
     def build_optimizer(self, model, args) -> torch.optim.Optimizer:
         """Adam with L2 weight decay, as the reference's `parser.py` (lr 1e-4, wd 1e-3 there); the model's own
         parameters only (an attached teacher is not among them)."""
-        return reference_adam(model, args)
+        return video.reference_adam(model, args)
 
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
@@ -290,7 +278,7 @@ frames[1].save("middle.png")
     # -- systems ----------------------------------------------------------------------------------------------------
     def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:
         one_frame = {"timesteps": [0.5]}  # one interpolated frame per forward
-        return {"frames": frame_systems(model, training, measure_inference, runs, **one_frame)}
+        return {"frames": video.frame_systems(model, training, measure_inference, runs, **one_frame)}
 
     def systems_rows(self, systems: dict) -> list[str]:
         video = systems.get("frames")
