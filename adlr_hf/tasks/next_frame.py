@@ -96,11 +96,7 @@ class NextFrameTask(Task):
         Evaluation("next-frame", "adlr_hf.evaluation.next_frame_eval:run_from_args",
                    "a clip folder, a video, or a folder of them (frames in natural name order)",
                    ModelIndexEntry("video-to-video", "Next-frame prediction", "", "", None, "test",
-                                   {"psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
-                                    "ie": ("ie", "IE (mean RGB error norm)"),
-                                    "copy_last_psnr": ("psnr_copy_last_frame", "PSNR, copy-last-frame baseline"),
-                                    "copy_last_ssim": ("ssim_copy_last_frame", "SSIM, copy-last-frame baseline"),
-                                    "copy_last_ie": ("ie_copy_last_frame", "IE, copy-last-frame baseline")}),
+                                   video.frame_quality_columns("copy_last", "copy-last-frame")),
                    (video.FRAME_STRIDE, Option("--max-windows-per-clip", dict(
                        type=int, default=None, help="next-frame: evaluate at most N windows per clip, spread "
                                                     "evenly (default: all)")))),
@@ -135,13 +131,8 @@ class NextFrameTask(Task):
                                  f"sequence_length={config.sequence_length} frames (window "
                                  f"{config.sequence_length + 1}); drop --window")
             config.sequence_length = window - 1
-        crop = video.parse_crop(args.crop_size)
         load = functools.partial(load_frame_windows, window=window, stride=args.frame_stride)
-        train, held_out = video.split_windows(args.data, load, window, crop, getattr(config, "size_divisor", 1),
-                                        args.eval_fraction)
-        if len(train) == 0:
-            raise ValueError(f"no training windows of {window} frames outside the held-out frames of {args.data}; "
-                             "lower --eval-fraction or --window, or add frames")
+        crop, train, held_out = video.split_windows(args, config, load, window, "--window")
         train_set = video.EpochFrameWindows(train, FrameWindowTransform(crop, random_crop=True, reverse=args.reverse,
                                                                   flip=args.flip, seed=args.seed))
         eval_set = video.EpochFrameWindows(held_out, FrameWindowTransform(crop, random_crop=False)) \
@@ -161,19 +152,13 @@ class NextFrameTask(Task):
 
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
-        crop = training.get("crop_size")
         rows = [("predicted frames", _fmt_int(training.get("frames"))),
-                ("window (past frames + target)", training.get("window")),
-                ("training crop", "full frames" if not crop else f"{crop[0]}×{crop[1]}")]
+                ("window (past frames + target)", training.get("window")), video.crop_row(training)]
         stats = training.get("input_statistics")
         if stats:
             rows.append(("flow statistics", f"measured on the training clips with {stats['flow_stats_source']}: mean "
                                             f"{_pair(stats['flow_mean'])}, std {_pair(stats['flow_std'])}"))
-        if training.get("eval_psnr") is not None:
-            rows.append(("held-out PSNR / SSIM (copy last frame: PSNR)",
-                         f"{training['eval_psnr']:.2f} dB / {training['eval_ssim']:.4f} "
-                         f"({training['eval_copy_last_psnr']:.2f} dB)"))
-        return rows
+        return rows + video.held_out_rows(training, "copy_last", "copy last frame")
 
     def limitations(self, training: dict | None) -> list[str]:
         return super().limitations(training) + [
@@ -198,21 +183,9 @@ frames[0].save("next_frame.png")
             return {"frames": None, "frames_unmeasured": str(err)}
 
     def systems_rows(self, systems: dict) -> list[str]:
-        video = systems.get("frames")
-        if not video:
-            return []
-        flops = video["flops"]
-        size = "×".join(str(v) for v in flops["input_shape"])
-        rows = [f"| inference FLOPs per predicted frame ({size}) | {flops['inference_flops_per_frame']:.4g} "
-                "(FlopCounterMode: the model's convolutions and matrix products, 2 per multiply-add; an OpenCV flow "
-                "source runs outside torch and is not counted) |",
-                f"| training FLOPs per predicted frame | {flops['training_flops_per_frame']:.4g} (forward + "
-                "backward, counted) |"]
-        inf = video.get("inference")
-        if inf:
-            rows.append(f"| inference throughput | {inf['frames_per_second']:,.2f} frames/s (batch 1, flows "
-                        f"included, median of {inf['runs']}, {inf['dtype']}) on {inf['machine']} |")
-        return rows
+        return video.frame_systems_rows(
+            systems, "predicted frame", "the model's convolutions and matrix products, 2 per multiply-add; an OpenCV "
+            "flow source runs outside torch and is not counted", throughput_note="flows included, ")
 
 
 def _pair(values) -> str:

@@ -18,8 +18,10 @@ from .base import EvalMetric
 DEFAULT_CROP = 256  # SDC-Net trains on 256×256 crops; the interpolation reference on 352² / 384²
 
 __all__ = [
-    "CROP_SIZE", "DEFAULT_CROP", "EpochFrameWindows", "FLIP", "FRAME_STRIDE", "MeanFrameMetric", "REVERSE",
-    "check_clip_sizes", "check_window_args", "fits_video_model", "frame_systems", "held_out_split", "joined_windows",
+    "CROP_SIZE", "DEFAULT_CROP", "EpochFrameWindows", "FLIP", "FRAME_STRIDE", "MeanFrameMetric", "REVERSE", "crop_row",
+    "check_clip_sizes", "check_window_args", "fits_video_model", "frame_quality_columns", "frame_systems",
+    "frame_systems_rows",
+    "held_out_rows", "held_out_split", "joined_windows",
     "measure_frame_flops", "measure_frame_throughput", "parse_crop", "reference_adam", "score_frames",
     "split_windows", "window_info",
 ]
@@ -95,6 +97,31 @@ def score_frames(predicted: torch.Tensor, target: torch.Tensor, quantize: bool =
     target = target.detach().float()
     return {"psnr": psnr(predicted, target), "ssim": ssim(predicted, target),
             "ie": interpolation_error(predicted, target, color="mean_l2")}
+
+
+def frame_quality_columns(baseline: str, label: str) -> dict[str, tuple[str, str]]:
+    """The model-index columns of a frame evaluation: PSNR / SSIM / IE of the model, then of the baseline the
+    evaluation also scores (result keys `<baseline>_<metric>`, metric types `<metric>_<label as a name>`)."""
+    names = {"psnr": "PSNR", "ssim": "SSIM", "ie": "IE (mean RGB error norm)"}
+    columns = {key: (key, name) for key, name in names.items()}
+    for key, name in names.items():
+        columns[f"{baseline}_{key}"] = (f"{key}_{label.replace('-', '_')}", f"{name.split(' ')[0]}, {label} baseline")
+    return columns
+
+
+def crop_row(training: dict) -> tuple[str, str]:
+    """The card row naming the training crop a video run recorded."""
+    crop = training.get("crop_size")
+    return ("training crop", "full frames" if not crop else f"{crop[0]}×{crop[1]}")
+
+
+def held_out_rows(training: dict, baseline: str, label: str) -> list[tuple[str, str]]:
+    """The card row of the held-out PSNR / SSIM a video run recorded, beside its `baseline`'s PSNR (none if the run
+    evaluated nothing)."""
+    if training.get("eval_psnr") is None:
+        return []
+    return [(f"held-out PSNR / SSIM ({label}: PSNR)", f"{training['eval_psnr']:.2f} dB / {training['eval_ssim']:.4f} "
+                                                    f"({training[f'eval_{baseline}_psnr']:.2f} dB)")]
 
 
 class MeanFrameMetric(EvalMetric):
@@ -189,22 +216,27 @@ def joined_windows(parts):
     return datasets.Dataset.from_dict(columns, features=features)
 
 
-def split_windows(paths, load_windows, span: int, crop, divisor: int, eval_fraction: float):
-    """(training windows, held-out windows or None) of every --data path: `load_windows(path)` reads a path's
-    windows of `span` frames, `held_out_split` divides each clip, `joined_windows` joins the paths. Clip sizes are
-    checked against the crop and the model's `divisor` first."""
+def split_windows(args, config, load_windows, span: int, lower: str):
+    """(crop, training windows, held-out windows or None) of every --data path: `load_windows(path)` reads a path's
+    windows of `span` frames, `held_out_split` divides each clip by --eval-fraction, `joined_windows` joins the
+    paths. Clip sizes are checked against --crop-size and the model's divisor first; no training window left is
+    an error whose fix names `lower` (the task's options that shorten a window)."""
     from ..data.frames import find_clips
 
+    crop = parse_crop(args.crop_size)
     train_parts, held_parts = [], []
-    for path in paths:
+    for path in args.data:
         clips = find_clips(path)
-        check_clip_sizes(clips, crop, divisor)
+        check_clip_sizes(clips, crop, getattr(config, "size_divisor", 1))
         windows = load_windows(path)
-        train, held = held_out_split(windows, clips, eval_fraction, span)
+        train, held = held_out_split(windows, clips, args.eval_fraction, span)
         train_parts.append((windows, train))
         held_parts.append((windows, held))
-    held_out = joined_windows(held_parts)
-    return joined_windows(train_parts), (held_out if len(held_out) else None)
+    train, held_out = joined_windows(train_parts), joined_windows(held_parts)
+    if len(train) == 0:
+        raise ValueError(f"no training windows spanning {span} frames outside the held-out frames of {args.data}; "
+                         f"lower --eval-fraction or {lower}, or add frames")
+    return crop, train, (held_out if len(held_out) else None)
 
 
 def window_info(crop, frame_stride: int, train, held_out) -> dict:
@@ -240,6 +272,27 @@ def frame_systems(model, training: dict | None, measure_inference: bool, runs: i
     if measure_inference:
         out["inference"] = measure_frame_throughput(model, crop, runs=max(runs, 5), **forward_kwargs)
     return out
+
+
+def frame_systems_rows(systems: dict, frame: str, counted: str, training_loss: str = "",
+                       throughput_note: str = "") -> list[str]:
+    """The card's systems rows of a video task's `frame_systems` measurement: FLOPs per `frame` (what `counted`
+    covers; `training_loss` names the loss the training count used) and the inference throughput."""
+    measured = systems.get("frames")
+    if not measured:
+        return []
+    flops = measured["flops"]
+    size = "×".join(str(v) for v in flops["input_shape"])
+    rows = [f"| inference FLOPs per {frame} ({size}) | {flops['inference_flops_per_frame']:.4g} "
+            f"(FlopCounterMode: {counted}) |",
+            f"| training FLOPs per {frame}{training_loss} | {flops['training_flops_per_frame']:.4g} (forward + "
+            "backward, counted) |"]
+    inference = measured.get("inference")
+    if inference:
+        rows.append(f"| inference throughput | {inference['frames_per_second']:,.2f} {frame}s/s (batch 1, "
+                    f"{throughput_note}median of {inference['runs']}, {inference['dtype']}) on "
+                    f"{inference['machine']} |")
+    return rows
 
 
 def measure_frame_flops(model, size: tuple[int, int], **forward_kwargs) -> dict:

@@ -130,11 +130,7 @@ class VideoInterpolationTask(Task):
                    "an interpolation set: triplets (input/<seq>/ + gt/<seq>/, or three frames per folder), "
                    "slowflow or sintel clips (--layout)",
                    ModelIndexEntry("video-to-video", "Frame interpolation", "", "", None, "test",
-                                   {"psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
-                                    "ie": ("ie", "IE (mean RGB error norm)"),
-                                    "frame_average_psnr": ("psnr_frame_average", "PSNR, frame-average baseline"),
-                                    "frame_average_ssim": ("ssim_frame_average", "SSIM, frame-average baseline"),
-                                    "frame_average_ie": ("ie_frame_average", "IE, frame-average baseline")}),
+                                   video.frame_quality_columns("frame_average", "frame-average")),
                    (Option("--layout", dict(default="triplets", choices=("triplets", "slowflow", "sintel"),
                                             help="frame-interpolation: the evaluation set's layout (default "
                                                  "triplets)")),
@@ -187,13 +183,8 @@ class VideoInterpolationTask(Task):
         offsets = sample_offsets(args.num_interp, args.sample_rate, cycle)
         span = offsets[-1] + 1
         config.num_interp = args.num_interp  # the model's default in-between frames follow its training
-        crop = video.parse_crop(args.crop_size)
         load = functools.partial(load_interp_windows, offsets=offsets, stride=args.frame_stride)
-        train, held_out = video.split_windows(args.data, load, span, crop, getattr(config, "size_divisor", 1),
-                                        args.eval_fraction)
-        if len(train) == 0:
-            raise ValueError(f"no training samples spanning {span} frames outside the held-out frames of {args.data}; "
-                             "lower --eval-fraction, --num-interp or --sample-rate, or add frames")
+        crop, train, held_out = video.split_windows(args, config, load, span, "--num-interp / --sample-rate")
         train_set = video.EpochFrameWindows(train, InterpWindowTransform(args.num_interp, cycle, crop, random=True,
                                                                    reverse=args.reverse, flip=args.flip,
                                                                    seed=args.seed))
@@ -236,7 +227,6 @@ class VideoInterpolationTask(Task):
 
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
-        crop = training.get("crop_size")
         regime = training.get("regime")
         what = {"supervised": "supervised (true in-between frames)",
                 "cycle": "cycle consistency only (no in-between frames)",
@@ -250,12 +240,8 @@ class VideoInterpolationTask(Task):
                   else "off (no local VGG16 weights were given)"),
                  ("sampling", f"num_interp {training.get('num_interp')}, sample_rate {training.get('sample_rate')}, "
                               f"frame offsets {training.get('sample_offsets')}"),
-                 ("training crop", "full frames" if not crop else f"{crop[0]}×{crop[1]}")]
-        if training.get("eval_psnr") is not None:
-            rows.append(("held-out PSNR / SSIM (frame average: PSNR)",
-                         f"{training['eval_psnr']:.2f} dB / {training['eval_ssim']:.4f} "
-                         f"({training['eval_frame_average_psnr']:.2f} dB)"))
-        return rows
+                 video.crop_row(training)]
+        return rows + video.held_out_rows(training, "frame_average", "frame average")
 
     def limitations(self, training: dict | None) -> list[str]:
         out = super().limitations(training)
@@ -281,17 +267,5 @@ frames[1].save("middle.png")
         return {"frames": video.frame_systems(model, training, measure_inference, runs, **one_frame)}
 
     def systems_rows(self, systems: dict) -> list[str]:
-        video = systems.get("frames")
-        if not video:
-            return []
-        flops = video["flops"]
-        size = "×".join(str(v) for v in flops["input_shape"])
-        rows = [f"| inference FLOPs per interpolated frame ({size}) | {flops['inference_flops_per_frame']:.4g} "
-                "(FlopCounterMode: the model's convolutions, 2 per multiply-add) |",
-                f"| training FLOPs per interpolated frame (supervised loss) | "
-                f"{flops['training_flops_per_frame']:.4g} (forward + backward, counted) |"]
-        inf = video.get("inference")
-        if inf:
-            rows.append(f"| inference throughput | {inf['frames_per_second']:,.2f} interpolated frames/s (batch 1, "
-                        f"median of {inf['runs']}, {inf['dtype']}) on {inf['machine']} |")
-        return rows
+        return video.frame_systems_rows(systems, "interpolated frame", "the model's convolutions, 2 per multiply-add",
+                                        training_loss=" (supervised loss)")
