@@ -44,6 +44,14 @@ class _ParallelModule(nn.Module):
         param.tensor_model_parallel = spec is not None
         setattr(self, name, param)
 
+    def _set_linear_params(self, in_features, out_features, bias: bool, master_weight, master_bias) -> None:
+        """This rank's slices of a linear layer's full weight and bias: the given ones, else nn.Linear's init."""
+        if master_weight is None:
+            dense = nn.Linear(in_features, out_features, bias=bias)
+            master_weight, master_bias = dense.weight.data, (dense.bias.data if bias else None)
+        self._set_param("weight", master_weight)
+        self._set_param("bias", master_bias if bias else None)
+
 
 class ColumnParallelLinear(_ParallelModule):
     """Y = X A^T + b with A split by output rows: weight [out/p, in], bias [out/p].
@@ -64,11 +72,7 @@ class ColumnParallelLinear(_ParallelModule):
         self.in_features, self.out_features = in_features, out_features
         self.gather_output, self.stride = gather_output, stride
         self.partition = {"weight": (0, stride), "bias": (0, stride)}
-        if master_weight is None:
-            dense = nn.Linear(in_features, out_features, bias=bias)
-            master_weight, master_bias = dense.weight.data, (dense.bias.data if bias else None)
-        self._set_param("weight", master_weight)
-        self._set_param("bias", master_bias if bias else None)
+        self._set_linear_params(in_features, out_features, bias, master_weight, master_bias)
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, group, gather_output=True, stride=1) -> "ColumnParallelLinear":
@@ -104,11 +108,7 @@ class RowParallelLinear(_ParallelModule):
         self.in_features, self.out_features = in_features, out_features
         self.input_is_parallel = input_is_parallel
         self.partition = {"weight": (1, 1), "bias": None}
-        if master_weight is None:
-            dense = nn.Linear(in_features, out_features, bias=bias)
-            master_weight, master_bias = dense.weight.data, (dense.bias.data if bias else None)
-        self._set_param("weight", master_weight)
-        self._set_param("bias", master_bias if bias else None)
+        self._set_linear_params(in_features, out_features, bias, master_weight, master_bias)
 
     @classmethod
     def from_dense(cls, linear: nn.Linear, group, input_is_parallel=True) -> "RowParallelLinear":

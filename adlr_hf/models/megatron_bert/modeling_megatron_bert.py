@@ -189,6 +189,16 @@ class MegatronBertLMHead(nn.Module):
         return self.decoder(self.layernorm(self.act(self.dense(hidden))))
 
 
+class _TiedLMHead:
+    """The output embeddings of a head model whose `lm_head.decoder` is tied to the word embeddings."""
+
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head.decoder = new_embeddings
+
+
 @dataclass
 class MegatronBertForPreTrainingOutput(ModelOutput):
     loss: torch.Tensor | None = None
@@ -200,7 +210,7 @@ class MegatronBertForPreTrainingOutput(ModelOutput):
     attentions: tuple | None = None
 
 
-class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
+class MegatronBertForMaskedLM(_TiedLMHead, MegatronBertPreTrainedModel):
     _tied_weights_keys = {"lm_head.decoder.weight": "bert.word_embeddings.weight"}
     _tp_plan = {"lm_head.decoder": "vocab_lm_head"}
     accepts_loss_kwargs = False
@@ -210,12 +220,6 @@ class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
         self.bert = MegatronBertModel(config, add_pooling_layer=False)
         self.lm_head = MegatronBertLMHead(config)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -235,7 +239,7 @@ class MegatronBertForMaskedLM(MegatronBertPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-class MegatronBertForPreTraining(MegatronBertPreTrainedModel):
+class MegatronBertForPreTraining(_TiedLMHead, MegatronBertPreTrainedModel):
     """Masked LM plus the binary sentence-order prediction (SOP) head Megatron-BERT pre-trains with."""
 
     _tied_weights_keys = {"lm_head.decoder.weight": "bert.word_embeddings.weight"}
@@ -248,12 +252,6 @@ class MegatronBertForPreTraining(MegatronBertPreTrainedModel):
         self.lm_head = MegatronBertLMHead(config)
         self.binary_head = nn.Linear(config.hidden_size, 2)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, sentence_order_label=None, output_attentions=None,

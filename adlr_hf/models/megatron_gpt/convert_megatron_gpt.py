@@ -14,15 +14,7 @@ Two sources:
   (`{iter_0000100,release}/mp_rank_XX/model_optim_rng.pt`). The TP shards are merged (column-parallel along dim 0,
   row-parallel along dim 1, vocab along dim 0, the rest from rank 0), the fused QKV rows are rewritten from the
   checkpoint's layout into ours, and the vocabulary padding is stripped.
-
-  | `checkpoint_version` | QKV rows of one TP shard | merged (TP=p) |
-  |---|---|---|
-  | 0 (2019, v1.0)        | `[3, np/p, hn]`  (stride-3 split of `[Q_all; K_all; V_all]`) | `[3, np, hn]` |
-  | 1.0                   | `[np/p, hn, 3]`  | `[np, hn, 3]` |
-  | >= 2.0 (v2.x, legacy) | `[np/p, 3, hn]`  (plain split, per-head) | `[np, 3, hn]` |
-
-  Every layout is first brought to per-head `[np/p, 3, hn]` per shard, concatenated over ranks, and transposed to our
-  `[3, np, hn]`.
+  The three `checkpoint_version` QKV layouts are tabled in `megatron_common.checkpoints`.
 
 Both write atomically (a temporary sibling folder renamed at the end) and validate every input before writing.
 Checkpoint discovery, safe loading, shard merging and the atomic write are shared with the BERT converter:

@@ -54,7 +54,23 @@ class PDResNetDownsample(nn.Sequential):
                          nn.BatchNorm2d(out_channels))
 
 
-class PDResNetBasicBlock(nn.Module):
+class _PDResidualBlock(nn.Module):
+    """relu(residual(x) + shortcut(x)); the shortcut projects (`downsample`) when the stride or width changes."""
+
+    def _add_shortcut(self, config: PDResNetConfig, in_channels: int, out_channels: int, stride: int) -> None:
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = PDResNetDownsample(config, in_channels, out_channels, stride) \
+            if stride != 1 or in_channels != out_channels else None
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.residual(x)
+        out += identity
+        return self.relu(out)
+
+
+class PDResNetBasicBlock(_PDResidualBlock):
     """Two 3×3 convs with a residual connection (ResNet-18/34)."""
 
     expansion = 1
@@ -64,23 +80,16 @@ class PDResNetBasicBlock(nn.Module):
         out_channels = planes * self.expansion
         self.conv1 = pd_conv(config, in_channels, planes, 3, stride=stride, padding=1)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
         self.conv2 = pd_conv(config, planes, planes, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(planes)
         self.bn2._is_residual_last_bn = True  # zeroed at init with config.zero_init_residual
-        self.downsample = PDResNetDownsample(config, in_channels, out_channels, stride) \
-            if stride != 1 or in_channels != out_channels else None
-        self.stride = stride
+        self._add_shortcut(config, in_channels, out_channels, stride)
 
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += identity
-        return self.relu(out)
+    def residual(self, x):
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
 
-class PDResNetBottleneck(nn.Module):
+class PDResNetBottleneck(_PDResidualBlock):
     """1×1 reduce, 3×3 (carries the stride, ResNet v1.5 as torchvision and the reference), 1×1 expand ×4."""
 
     expansion = 4
@@ -95,18 +104,12 @@ class PDResNetBottleneck(nn.Module):
         self.conv3 = pd_conv(config, planes, out_channels, 1)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.bn3._is_residual_last_bn = True  # zeroed at init with config.zero_init_residual
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = PDResNetDownsample(config, in_channels, out_channels, stride) \
-            if stride != 1 or in_channels != out_channels else None
-        self.stride = stride
+        self._add_shortcut(config, in_channels, out_channels, stride)
 
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
+    def residual(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out += identity
-        return self.relu(out)
+        return self.bn3(self.conv3(out))
 
 
 class PDVGGFeatures(nn.Sequential):
