@@ -55,7 +55,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "AnchoredPairs",
@@ -124,47 +123,49 @@ def sample_anchored_pairs(pair_index: torch.Tensor, predicate_labels: torch.Tens
                          other_labels=entity_labels[other_e[rows]], predicate_labels=predicate_labels[rows] * positive)
 
 
-def _ranking_loss(relatedness, pos_key, neg_key, num_keys: int, margin: float) -> torch.Tensor:
-    """margin_ranking_loss over [dummy (1, 0)] + one (min r of the key's positives, max r of its negatives) pair per
-    key having both. `pos_key` / `neg_key`: a key per row, -1 for rows not on that side."""
-    pos, neg = pos_key >= 0, neg_key >= 0
-    has_pos = torch.bincount(pos_key[pos], minlength=num_keys) > 0
-    has_neg = torch.bincount(neg_key[neg], minlength=num_keys) > 0
-    min_pos = relatedness.new_zeros(num_keys).scatter_reduce(0, pos_key[pos], relatedness[pos], "amin",
-                                                             include_self=False)
-    max_neg = relatedness.new_zeros(num_keys).scatter_reduce(0, neg_key[neg], relatedness[neg], "amax",
-                                                             include_self=False)
-    keep = has_pos & has_neg
-    one = relatedness.new_ones(1)
-    pos_batch, neg_batch = torch.cat([one, min_pos[keep]]), torch.cat([one * 0, max_neg[keep]])
-    return F.margin_ranking_loss(pos_batch, neg_batch, torch.ones_like(pos_batch), margin=margin)
-
-
 def anchored_contrastive_losses(predicate_logits: torch.Tensor, pairs: AnchoredPairs,
                                 margins=MARGINS) -> torch.Tensor:
-    """[L1, L2, L3] of one anchoring, unweighted, from the fused logits of the candidate pairs."""
+    """[L1, L2, L3] of one anchoring, unweighted, from the fused logits of the candidate pairs.
+
+    One segment reduction serves the three losses: every (loss, group) is a key -- L1 groups by node, L2 by (node,
+    class of the other entity), L3 by (node, predicate) -- and rows that take no part in a key go to a discarded
+    last key. A key gives a term when it has a positive and a negative row: the min relatedness of its positives and
+    the max of its negatives. Each loss is F.margin_ranking_loss over [dummy (1, 0)] + its terms, i.e.
+    (max(0, m - 1) + sum of terms) / (1 + number of terms)."""
     logits = predicate_logits[pairs.rows]
     relatedness = 1 - logits.softmax(dim=1)[:, 0]
-    if pairs.rows.numel() == 0:
-        return torch.stack([relatedness.sum() * 0 for _ in margins])  # only the dummy pair: 0 each
+    margin = relatedness.new_tensor([float(m) for m in margins])
+    dummy = (margin - 1).clamp(min=0)
+    if pairs.rows.numel() == 0:  # only the dummy pair
+        return dummy + relatedness.sum() * 0
     node = torch.unique(pairs.node, return_inverse=True)[1]
     num_nodes = int(node.max()) + 1
-    positive = pairs.positive
-    none = torch.full_like(node, -1)
-    # L1: key = node
-    l1 = _ranking_loss(relatedness, torch.where(positive, node, none), torch.where(positive, none, node),
-                       num_nodes, margins[0])
-    # L2: key = (node, class of the other entity); unmatched entities (-1) take part on neither side
-    num_classes = int(pairs.other_labels.max().clamp(min=0)) + 1
-    so_key = torch.where(pairs.other_labels >= 0, node * num_classes + pairs.other_labels, none)
-    l2 = _ranking_loss(relatedness, torch.where(positive, so_key, none), torch.where(positive, none, so_key),
-                       num_nodes * num_classes, margins[1])
-    # L3: key = (node, predicate): the GT predicate of positives, the predicted foreground one of negatives
+    classes = int(pairs.other_labels.max().clamp(min=0)) + 1
     columns = logits.shape[1]
-    predicted = logits[:, 1:].argmax(dim=1) + 1
-    l3 = _ranking_loss(relatedness, torch.where(positive, node * columns + pairs.predicate_labels, none),
-                       torch.where(positive, none, node * columns + predicted), num_nodes * columns, margins[2])
-    return torch.stack([l1, l2, l3])
+    offsets = (0, num_nodes, num_nodes * (1 + classes))
+    trash = num_nodes * (1 + classes + columns)
+    positive = pairs.positive
+    other_key = torch.where(pairs.other_labels >= 0, offsets[1] + node * classes + pairs.other_labels, trash)
+    predicted = logits.detach()[:, 1:].argmax(dim=1) + 1
+    pos_keys = torch.where(positive, torch.stack([node, other_key, offsets[2] + node * columns + pairs.predicate_labels]),
+                           trash).flatten()
+    neg_keys = torch.where(positive, trash, torch.stack([node, other_key, offsets[2] + node * columns + predicted])
+                           ).flatten()
+    # compact the key space to the keys present (the discarded key sorts last)
+    keys, compact = torch.unique(torch.cat([pos_keys, neg_keys]), return_inverse=True)
+    pos_keys, neg_keys = compact.split(pos_keys.numel())
+    size = keys.numel()
+    values = relatedness.repeat(3)
+    has_pos = torch.bincount(pos_keys, minlength=size) > 0
+    has_neg = torch.bincount(neg_keys, minlength=size) > 0
+    min_pos = values.new_zeros(size).scatter_reduce(0, pos_keys, values, "amin", include_self=False)
+    max_neg = values.new_zeros(size).scatter_reduce(0, neg_keys, values, "amax", include_self=False)
+    keep = has_pos & has_neg & (keys != trash)
+    loss_of_key = torch.bucketize(keys, torch.tensor(offsets[1:], device=keys.device), right=True).clamp(max=2)
+    terms = (margin[loss_of_key] - (min_pos - max_neg)).clamp(min=0) * keep
+    sums = values.new_zeros(3).index_add(0, loss_of_key, terms)
+    counts = torch.bincount(loss_of_key, weights=keep.to(values.dtype), minlength=3)
+    return (dummy + sums) / (1 + counts)
 
 
 def _as_list(values, lengths, name):
