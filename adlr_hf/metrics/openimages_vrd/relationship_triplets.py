@@ -1,0 +1,1 @@
+../relationship_recall/relationship_triplets.py
