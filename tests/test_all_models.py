@@ -115,6 +115,14 @@ def example_inputs(model, batch: int = 2, length: int = 8, seed: int = 0) -> dic
         frames = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
         frames = frames.view(batch, config.sequence_length, 3, size, size)
         return {"pixel_values_videos": frames * getattr(config, "rgb_max", 1.0)}
+    if model.main_input_name == "boxes":  # relationship detection: each image's boxes (xyxy), classes and size
+        corners = torch.rand(batch, 4, 2, 2, generator=generator) * 24  # two (x, y) corners per box
+        boxes = torch.cat([corners.amin(2), corners.amax(2) + 4], dim=-1)
+        inputs = {"boxes": boxes, "image_sizes": torch.tensor([[32, 32]] * batch),
+                  "box_labels": torch.randint(0, config.num_object_classes, (batch, 4), generator=generator)}
+        if config.use_visual:
+            inputs["pixel_values"] = torch.rand(batch, 3, 32, 32, generator=generator)
+        return inputs
     ids = torch.randint(len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + len(WORDS), (batch, length), generator=generator)
     mask = torch.ones_like(ids)
     mask[-1, -3:] = 0
@@ -130,6 +138,10 @@ def example_labels(auto_name: str, config, inputs: dict, seed: int = 1) -> dict:
     if "pixel_values_videos" in inputs:
         videos = inputs["pixel_values_videos"]
         return {"labels": torch.rand(videos[:, 0].shape, generator=generator) * videos.max()}
+    if "boxes" in inputs:  # two relations per image: (subject box, object box, predicate)
+        pairs = torch.stack([torch.randperm(4, generator=generator)[:2] for _ in range(2 * batch)]).view(batch, 2, 2)
+        predicates = torch.randint(0, config.num_predicates, (batch, 2, 1), generator=generator)
+        return {"labels": torch.cat([pairs, predicates], dim=-1)}
     if auto_name in LM_HEADS:
         return {"labels": inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)}
     if auto_name in CLASSIFIERS:
