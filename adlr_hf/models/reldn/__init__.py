@@ -22,6 +22,20 @@ _DATASETS = {"vrd": dict(num_object_classes=100, num_predicates=70), "vg": dict(
              num_predicates=50), "oi": dict(num_object_classes=57, num_predicates=9)}
 
 
+PIPELINE_TASK = "relationship-detection"
+
+
+def _register_pipeline() -> None:
+    from transformers import AutoModel
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    from .pipeline_reldn import RelationshipDetectionPipeline
+
+    if PIPELINE_TASK not in PIPELINE_REGISTRY.supported_tasks:
+        PIPELINE_REGISTRY.register_pipeline(PIPELINE_TASK, pipeline_class=RelationshipDetectionPipeline,
+                                            pt_model=AutoModel, type="image")
+
+
 def _variants() -> tuple[Variant, ...]:
     out = [
         Variant("reldn-tiny", dict(_TINY, **_NO_VISUAL, spatial_dim=128),
@@ -50,6 +64,7 @@ SPEC = FamilySpec(
     models={"AutoModel": ReldnForRelationshipDetection},
     default_task="relationship-detection",
     variants=_variants(),
+    register=_register_pipeline,
     card=CardFacts(
         title="RelDN / interpretable late-fusion relationship detector",
         paper=Paper("Graphical Contrastive Losses for Scene Graph Parsing; An Interpretable Model for Scene Graph "
