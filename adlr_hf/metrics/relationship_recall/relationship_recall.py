@@ -66,29 +66,51 @@ class RelationshipRecall(evaluate.Metric):
                                    phrase=phrase)
 
 
-def relationship_recall(predictions, references, k=(20, 50, 100), predicates_per_pair=1, phrase=True) -> dict:
-    """The module's computation on lists of per-image dicts (see the module docstring)."""
+def recall_keys(k=(20, 50, 100), predicates_per_pair=1, phrase=True) -> list[tuple[str, int, int, bool]]:
+    """(result key, K, predicates per pair, phrase?) of every value the settings report, with the settings checked."""
     ks = check_ks(k)
     if max(ks) > TOP_TRIPLETS:
         raise ValueError(f"k={ks} goes above {TOP_TRIPLETS}, the triplets kept per image")
     sweep = not isinstance(predicates_per_pair, int)
-    prd_ks = check_ks(predicates_per_pair, "predicates_per_pair")
+    out = []
+    for prd_k in check_ks(predicates_per_pair, "predicates_per_pair"):
+        suffix = f"_top{prd_k}" if sweep else ""
+        for is_phrase in (False, True) if phrase else (False,):
+            out += [(f"{'phrase_' if is_phrase else ''}R@{key}{suffix}", key, prd_k, is_phrase) for key in ks]
+    return out
+
+
+def image_recall_counts(prediction: dict, reference: dict, keys, image: int = 0) -> dict:
+    """One image's recalled relations for each of `recall_keys(...)`, and "num_relations": summed over images
+    (and data-parallel ranks) they give the recalls."""
+    pred, ref = image_arrays(prediction, reference, image)
+    out = {"num_relations": len(ref["predicate_labels"])}
+    by_setting: dict = {}
+    for name, key, prd_k, is_phrase in keys:
+        by_setting.setdefault((prd_k, is_phrase), []).append((name, key))
+    for (prd_k, is_phrase), named in by_setting.items():
+        hits = recalled(top_triplets(pred, prd_k), ref, [key for _, key in named], is_phrase)
+        out.update({name: hits[key] for name, key in named})
+    return out
+
+
+def recalls_from_counts(counts: dict, keys, num_images: int) -> dict:
+    total = counts.get("num_relations", 0)
+    out = {name: counts.get(name, 0) / (total + 1e-12) for name, _, _, _ in keys}
+    out["num_relations"] = int(total)
+    out["num_images"] = int(num_images)
+    return out
+
+
+def relationship_recall(predictions, references, k=(20, 50, 100), predicates_per_pair=1, phrase=True) -> dict:
+    """The module's computation on lists of per-image dicts (see the module docstring)."""
+    keys = recall_keys(k, predicates_per_pair, phrase)
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references: one of each per image")
     if not predictions:
         raise ValueError("no images were given")
-    images = [image_arrays(p, r, i) for i, (p, r) in enumerate(zip(predictions, references))]
-    total = sum(len(ref["predicate_labels"]) for _, ref in images)
-    out = {}
-    for prd_k in prd_ks:
-        suffix = f"_top{prd_k}" if sweep else ""
-        for is_phrase in (False, True) if phrase else (False,):
-            hits = dict.fromkeys(ks, 0)
-            for pred, ref in images:
-                for key, value in recalled(top_triplets(pred, prd_k), ref, ks, is_phrase).items():
-                    hits[key] += value
-            for key in ks:
-                out[f"{'phrase_' if is_phrase else ''}R@{key}{suffix}"] = hits[key] / (total + 1e-12)
-    out["num_relations"] = int(total)
-    out["num_images"] = len(images)
-    return out
+    counts: dict = {}
+    for i, (p, r) in enumerate(zip(predictions, references)):
+        for name, value in image_recall_counts(p, r, keys, i).items():
+            counts[name] = counts.get(name, 0) + value
+    return recalls_from_counts(counts, keys, len(predictions))
