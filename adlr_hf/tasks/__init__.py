@@ -10,6 +10,7 @@ from .causal_lm import CausalLMTask
 from .char_lm import CharLMTask
 from .image_classification import ImageClassificationTask
 from .next_frame import NextFrameTask
+from .relationship_detection import RelationshipDetectionTask
 from .video_interpolation import VideoInterpolationTask
 
 _TASKS: dict[str, Task] = {}
@@ -96,11 +97,12 @@ def all_evaluations() -> list[str]:
 
 
 for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask(),
-              NextFrameTask(), VideoInterpolationTask()):
+              NextFrameTask(), VideoInterpolationTask(), RelationshipDetectionTask()):
     register_task(_task)
 
 __all__ = [
     "BertPretrainingTask", "CausalLMTask", "CharLMTask", "EvalMetric", "Evaluation", "ImageClassificationTask",
-    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "Task", "TaskRun", "all_evaluations", "all_tasks",
-    "find_evaluation", "get_task", "register_task", "task_for_model", "task_for_training", "tasks_for",
+    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "RelationshipDetectionTask", "Task", "TaskRun",
+    "all_evaluations", "all_tasks", "find_evaluation", "get_task", "register_task", "task_for_model",
+    "task_for_training", "tasks_for",
 ]

@@ -58,7 +58,8 @@ def image_arrays(prediction: dict, reference: dict, image: int) -> tuple[dict, d
     """numpy arrays of one image's prediction and reference, with their shapes checked."""
     pred = {k: _array(prediction.get(k), (4,) if k.endswith("boxes") else (), np.float64 if "label" not in k
                       else np.int64, k, image) for k in PREDICTION_FEATURES if k != "predicate_scores"}
-    scores = np.asarray(prediction.get("predicate_scores") or [], dtype=np.float64)
+    scores = prediction.get("predicate_scores")
+    scores = np.asarray(scores if scores is not None else [], dtype=np.float64)
     pred["predicate_scores"] = scores.reshape(len(scores), -1) if scores.size else np.zeros((len(scores), 0))
     sizes = {k: len(v) for k, v in pred.items()}
     if len(set(sizes.values())) != 1:
