@@ -1,0 +1,133 @@
+"""The relationship-detection task through the one training loop on a slice of the real VRD annotations: PredCls with
+the visual module off (no images) and the contrastive losses on; the semantic module starts from the training
+triplets' frequency table; `adlr-hf train` then `adlr-hf evaluate --task relationship-detection` into the card's
+model-index; DeepSpeed and Accelerate (DP=2) each resume exactly (losses, Recall@K evaluations, weights)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dist_utils import run_ranks
+from models.video_utils import cli_train
+from training.resume_utils import assert_same_run, run_then_resume
+
+VRD = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vrd"
+pytestmark = pytest.mark.skipif(not (VRD / "annotations_train.json").is_file(),
+                                reason=f"the VRD annotations are not at {VRD} (../shared/data of the checkout)")
+
+
+def vrd_slice(folder: Path, train: int = 16, test: int = 6) -> Path:
+    """The first images with relations of each real split, with the real vocabularies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", train), ("test", test)):
+        annotations = json.loads((VRD / f"annotations_{split}.json").read_text())
+        keys = [k for k, v in annotations.items() if v][:count]
+        (folder / f"annotations_{split}.json").write_text(json.dumps({k: annotations[k] for k in keys}))
+    for name in ("objects.json", "predicates.json"):
+        (folder / name).write_text((VRD / name).read_text())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vrd(tmp_path_factory):
+    return vrd_slice(tmp_path_factory.mktemp("vrd"))
+
+
+def flags(data, out, steps, **extra):
+    argv = ["--model", "reldn-vrd-predcls-novisual", "--data", str(data), "--dataset", "vrd", "--mode", "predcls",
+            "--steps", str(steps), "--micro-batch-size", "2", "--lr", "1e-3", "--seed", "7", "--out", str(out),
+            "--no-progress", "--set", "use_contrastive_losses=true", "--eval-every", "3"]
+    for key, value in extra.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv
+
+
+def test_the_task_builds_the_model_with_the_frequency_table_of_the_training_triplets(vrd, tmp_path):
+    from adlr_hf.models.reldn.frequency_reldn import frequency_table
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.args import build_parser
+
+    task = get_task("relationship-detection")
+    args = build_parser().parse_args(flags(vrd, tmp_path / "run", 1))
+    config = get_config("reldn-vrd-predcls-novisual")
+    task.check_args(args, config)
+    run = task.build(args, config, None, tmp_path, True)
+    model = task.build_model(run, None)
+    assert len(run.train) == 16 and len(run.eval) == 6 and run.extra_info["eval_split"] == "test"
+    assert model.config.predicate_names[9] == "above" and model.config.num_object_classes == 100
+    # independent count: the slice's triplets, background = overlapping GT box pairs + 1
+    raw = json.loads((vrd / "annotations_train.json").read_text())
+    triplets = {(r["subject"]["category"], r["object"]["category"], r["predicate"], json.dumps(r, sort_keys=True))
+                for rels in raw.values() for r in rels}
+    counts = {}
+    for s, o, p, _ in triplets:
+        counts[(s, o, p)] = counts.get((s, o, p), 0) + 1
+    table = run.frequency_table.view(100, 100, 71)
+    for s, o in {(a, b) for a, b, _ in counts}:
+        foreground = table[s, o, 1:].double().exp() - 1e-3  # log(count / total + 1e-3) -> count / total
+        want = torch.zeros(70, dtype=torch.float64)
+        for (a, b, q), c in counts.items():
+            if (a, b) == (s, o):
+                want[q] = c
+        assert torch.allclose(foreground / foreground.sum(), want / want.sum(), atol=1e-5)
+    weights = dict(model.named_parameters())
+    semantic = next(v for k, v in weights.items() if "semantic" in k or "frequency" in k)
+    assert torch.equal(semantic.detach().view(-1, 71), run.frequency_table.view(-1, 71).to(semantic.dtype))
+    assert not torch.equal(run.frequency_table, frequency_table([], 100, 70))
+
+
+def test_bad_task_arguments_are_refused_before_anything_runs(vrd, tmp_path):
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.args import build_parser
+
+    task = get_task("relationship-detection")
+    with pytest.raises(ValueError, match="reads images: pass --images"):
+        task.check_args(build_parser().parse_args(flags(vrd, tmp_path / "r", 1)), get_config("reldn-vrd"))
+    with pytest.raises(FileNotFoundError, match="no train split for --dataset oi"):
+        args = build_parser().parse_args(flags(vrd, tmp_path / "r", 1) + ["--dataset", "oi"])
+        task.check_args(args, get_config("reldn-vrd-predcls-novisual"))
+    with pytest.raises(ValueError, match="is not a split"):
+        args = build_parser().parse_args(flags(vrd, tmp_path / "r", 1) + ["--eval-split", "val"])
+        task.check_args(args, get_config("reldn-vrd-predcls-novisual"))
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_into_the_card(vrd, tmp_path):
+    from adlr_hf.cli import main as cli
+
+    run = tmp_path / "run"
+    run_ranks(cli_train, flags(vrd, run, 3), world_size=1)
+    info = json.loads((run / "run_info.json").read_text())
+    assert (info["dataset"], info["mode"], info["train_images"], info["images"]) == ("vrd", "predcls", 16, 6)
+    assert 0 <= info["eval_R@20"] <= info["eval_R@50"] <= info["eval_R@100"] <= 1 and info["eval_R@100"] > 0
+    assert cli(["evaluate", str(run / "model"), "--task", "relationship-detection", "--data", str(vrd),
+                "--update-card", "--json", str(tmp_path / "eval.json")]) == 0
+    values = json.loads((tmp_path / "eval.json").read_text())["metrics"]
+    assert values["num_images"] == 6 and values["R@50"] <= values["R@50_all"]
+    # the late fusion's pieces: spatial and semantic only, shares summing to 1
+    assert values["contribution_share_visual"] == 0 and values["contribution_share_spatial"] > 0
+    assert sum(values[f"contribution_share_{m}"] for m in ("visual", "spatial", "semantic", "subject",
+                                                           "object")) == pytest.approx(1)
+    card = (run / "model" / "README.md").read_text()
+    index = yaml.safe_load(card.split("---")[1])["model-index"][0]["results"][0]
+    shown = {m["type"]: m["value"] for m in index["metrics"]}
+    assert shown["recall@50"] == pytest.approx(values["R@50"]) and "contribution_share_semantic" in shown
+
+
+@pytest.mark.slow
+def test_deepspeed_and_accelerate_resume_exactly(vrd, tmp_path):
+    ds, acc = tmp_path / "ds", tmp_path / "acc"
+    # 16 training images in DP=2 batches of 2 per rank: epoch 1 starts at step 5, so the resumed steps 4..6 cross it
+    cases = [(flags(vrd, ds, 6, engine="deepspeed", save_every=3), 3),
+             (flags(vrd, acc, 6, engine="accelerate", save_every=3), 3)]
+    run_ranks(run_then_resume, cases)
+    for run, engine in ((ds, "deepspeed"), (acc, "accelerate")):
+        assert_same_run(run, run.with_name(run.name + "-resumed"))
+        info = json.loads((run / "run_info.json").read_text())
+        assert (info["engine"], info["dp"], info["images"]) == (engine, 2, 24)
+        assert info["eval_R@100"] > 0
