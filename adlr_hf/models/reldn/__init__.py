@@ -1,7 +1,7 @@
 """Relationship detection (scene graphs): the interpretable late-fusion model of arXiv 1811.09543 and RelDN's
 graphical contrastive losses, arXiv 1903.02728 (reference NVIDIA/ContrastiveLosses4VRD)."""
 
-from ...family import CardFacts, FamilySpec, Paper, Variant
+from ...family import CardFacts, Converter, FamilySpec, Option, Paper, Variant
 from .boxes_reldn import spatial_features
 from .configuration_reldn import MODES, MODULES, ReldnConfig
 from .frequency_reldn import frequency_counts, frequency_table, overlapping_class_pairs
@@ -65,6 +65,15 @@ SPEC = FamilySpec(
     default_task="relationship-detection",
     variants=_variants(),
     register=_register_pipeline,
+    converters=(Converter("reldn", "adlr_hf.models.reldn.convert_reldn:convert_reldn",
+                          "a NVIDIA/ContrastiveLosses4VRD relationship checkpoint (the RelDN head, S/O heads and the "
+                          "predicate branch's box head; the Detectron detector is not converted)",
+                          (Option("--variant", dict(default=None, help="reldn: the variant whose detector the "
+                                                    "converted head sits on (default: by the number of classes)")),
+                           Option("--drop-visual", dict(action="store_true", help="reldn: convert the spatial and "
+                                                        "semantic modules only (VGG16 checkpoints)")),
+                           Option("--detector", dict(default=None, help="reldn: a torchvision Faster R-CNN state "
+                                                     "dict for the entity detector")))),),
     card=CardFacts(
         title="RelDN / interpretable late-fusion relationship detector",
         paper=Paper("Graphical Contrastive Losses for Scene Graph Parsing; An Interpretable Model for Scene Graph "

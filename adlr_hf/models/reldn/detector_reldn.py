@@ -87,11 +87,12 @@ class ReldnEntityDetector(nn.Module):
         """RoIAlign of every box (already in resized pixels) on the feature maps: [sum n_i, C, k, k]."""
         return self.model.roi_heads.box_roi_pool(maps, boxes, image_list.image_sizes)
 
-    def class_logits(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The detector's class logits without the background column, [boxes, num_object_classes]."""
+    def class_log_probabilities(self, pooled: torch.Tensor) -> torch.Tensor:
+        """log softmax of the detector's class scores over background + classes, background dropped:
+        [boxes, num_object_classes] (the reference scores an entity by its softmax including background)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             logits, _ = self.model.roi_heads.box_predictor(self.model.roi_heads.box_head(pooled))
-        return logits[:, 1:]
+        return logits.log_softmax(-1)[:, 1:]
 
     def detect(self, maps, image_list) -> list[dict]:
         """Detections per image in resized pixels: {"boxes", "labels" (0-based), "scores"}."""

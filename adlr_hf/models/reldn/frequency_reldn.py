@@ -45,7 +45,7 @@ def frequency_table(triplets, num_objects: int, num_predicates: int, background_
     """log(count / counts over predicates and background + 1e-3), [num_objects, num_objects, num_predicates + 1]
     (float32): the semantic module's logits for each (subject class, object class)."""
     counts = frequency_counts(triplets, num_objects, num_predicates, background_pairs)
-    return torch.log(counts / counts.sum(-1, keepdim=True) + FREQUENCY_EPS).float()
+    return torch.log(counts / (counts.sum(-1, keepdim=True) + 1e-8) + FREQUENCY_EPS).float()
 
 
 def overlapping_class_pairs(boxes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

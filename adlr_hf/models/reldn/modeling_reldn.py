@@ -52,8 +52,9 @@ class RelationshipDetectionOutput(ModelOutput):
     - `predicate_logits` [B, S, 1 + num_predicates]: fused logits, column 0 "no relation" (0 on empty slots).
     - `pair_index` [B, S, 2]: (subject, object) box index of each slot, -1 on empty slots.
     - `pair_mask` [B, S]: True where the slot is a real pair.
-    - `subject_logits` / `object_logits` [B, S, num_object_classes]: the entities' class logits (the detector's in
-      sgcls / sgdet; in predcls 0 at the given label and the dtype's minimum elsewhere, so softmax gives 1).
+    - `subject_logits` / `object_logits` [B, S, num_object_classes]: the entities' class log-probabilities (the
+      detector's softmax over background + classes, background column dropped, in sgcls / sgdet; in predcls 0 at the
+      given label and the dtype's minimum elsewhere); `exp` gives the entity score of the triplet score.
     - `boxes` [B, n, 4]: the boxes the pairs index (the given ones; the detections in sgdet), xyxy input pixels.
     - `hidden_states`: the MLPs' last hidden layers ([B, S, spatial_dim], then [B, S, feature_dim]).
     - `contributions`: module name -> [B, S, 1 + num_predicates] logits, summing to `predicate_logits`.
@@ -102,6 +103,20 @@ def pad_per_image(values, fill, dtype, width=None, device=None) -> torch.Tensor:
         if len(value):
             out[row, :len(value)] = value.reshape(len(value), *tail)
     return out
+
+
+class ReldnBoxHead(nn.Module):
+    """The relation branches' box head: fc6 + ReLU, then fc7 taken before its ReLU (the reference's
+    `NO_FC7_RELU`, on in every shipped config); parameter names as torchvision's `TwoMLPHead` so the detector's box
+    head loads into it."""
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__()
+        self.fc6 = nn.Linear(in_features, dim)
+        self.fc7 = nn.Linear(dim, dim)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.fc7(F.relu(self.fc6(pooled.flatten(1))))
 
 
 class ReldnHead(nn.Module):
@@ -195,9 +210,9 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         if self.detector is not None:  # trainable copies of the detector's box head (S, O and union branches)
             box_head = self.detector.model.roi_heads.box_head
             in_features = box_head.fc6.in_features
-            self.subject_box_head = type(box_head)(in_features, config.feature_dim)
-            self.object_box_head = type(box_head)(in_features, config.feature_dim)
-            self.union_box_head = type(box_head)(in_features, config.feature_dim)
+            self.subject_box_head = ReldnBoxHead(in_features, config.feature_dim)
+            self.object_box_head = ReldnBoxHead(in_features, config.feature_dim)
+            self.union_box_head = ReldnBoxHead(in_features, config.feature_dim)
         self.head = ReldnHead(config)
         self.post_init()
 
@@ -263,7 +278,7 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         scaled = [boxes[b] * scales[b].flip(0).repeat(2).to(boxes) for b in range(batch)]
         union = [union_boxes(s[pairs[:, 0]], s[pairs[:, 1]]) for s in scaled]
         pooled = self.detector.pool(maps, scaled, image_list)
-        class_logits = self.detector.class_logits(pooled).view(batch, n, -1)
+        class_logits = self.detector.class_log_probabilities(pooled).view(batch, n, -1)
         subject = self.subject_box_head(pooled).view(batch, n, -1)
         object_ = self.object_box_head(pooled).view(batch, n, -1)
         union_features = self.union_box_head(self.detector.pool(maps, union, image_list)).view(batch, len(pairs), -1)
@@ -443,5 +458,5 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-__all__ = ["RelationshipDetectionOutput", "ReldnForRelationshipDetection", "ReldnHead", "ReldnPreTrainedModel",
+__all__ = ["RelationshipDetectionOutput", "ReldnBoxHead", "ReldnForRelationshipDetection", "ReldnHead", "ReldnPreTrainedModel",
            "batched_iou", "ordered_pairs", "pad_per_image"]

@@ -96,8 +96,8 @@ class RelationshipDetectionPipeline(Pipeline):
         if len(slots) == 0:
             return []
         probabilities = outputs["predicate_logits"][0, slots].float().softmax(-1)[:, 1:]
-        subject_probs = outputs["subject_logits"][0, slots].float().softmax(-1)
-        object_probs = outputs["object_logits"][0, slots].float().softmax(-1)
+        subject_probs = outputs["subject_logits"][0, slots].float().exp()  # log-probabilities
+        object_probs = outputs["object_logits"][0, slots].float().exp()
         subject_score, subject_class = subject_probs.max(-1)
         object_score, object_class = object_probs.max(-1)
         k = min(predicates_per_pair, config.num_predicates)
