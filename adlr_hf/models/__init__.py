@@ -2,5 +2,5 @@
 
 from . import cyclic_interp, emotion, megatron_bert, megatron_gpt, mlstm, pd_resnet, reldn, sdcnet
 
-FAMILIES = [megatron_gpt.SPEC, megatron_bert.SPEC, mlstm.SPEC, emotion.SPEC, pd_resnet.SPEC, sdcnet.SPEC, cyclic_interp.SPEC,
-            reldn.SPEC]
+FAMILIES = [megatron_gpt.SPEC, megatron_bert.SPEC, mlstm.SPEC, emotion.SPEC, pd_resnet.SPEC, sdcnet.SPEC,
+            cyclic_interp.SPEC, reldn.SPEC]

@@ -20,9 +20,9 @@ class ReldnConfig(PretrainedConfig):
       `use_subject_object` (the S/O heads, RelDN's `ADD_SO_SCORES`) needs the visual features too. The
       language-bias baseline is `use_semantic` alone.
     - `frequency_bias_trainable`: True (RelDN: an `nn.Embedding` initialised from the frequency table and trained);
-      False (1811.09543: the fixed table, a parameter that takes no gradient). Either way the table is part of the weights, not the
-      config: `model.load_frequency_table(frequency_table(train_triplets, ...))` fills it (zeros, i.e. uniform,
-      until then).
+      False (1811.09543: the fixed table, a parameter that takes no gradient). Either way the table is part of the
+      weights, not the config: `model.load_frequency_table(frequency_table(train_triplets, ...))` fills it (zeros,
+      i.e. uniform, until then).
     - `feature_dim`: D, the box head's output size (1024 for the reference's FPN heads); the visual MLP maps 3·D to
       1.5·D to D; `spatial_dim` the spatial MLP's width (64); `leaky_relu_slope` 0.1 as the reference.
     - `mode`: "predcls" (GT boxes and labels in), "sgcls" (GT boxes, labels from the detector), "sgdet" (boxes and
@@ -80,7 +80,8 @@ class ReldnConfig(PretrainedConfig):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive int")
         if feature_dim % 2:
-            raise ValueError(f"feature_dim={feature_dim} must be even: the visual MLP's middle layer is 1.5·feature_dim")
+            raise ValueError(f"feature_dim={feature_dim} must be even: the visual MLP's middle layer is "
+                             "1.5·feature_dim")
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not one of {MODES}")
         if detector_backbone not in DETECTOR_BACKBONES:

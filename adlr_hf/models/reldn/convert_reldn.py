@@ -16,10 +16,11 @@ What maps (reference -> this model):
 
 The detector (`Conv_Body`, `RPN`, `Box_Head`, `Box_Outs`, and the predicate branch's conv body) is Detectron's
 X-101-FPN or VGG16, which torchvision's Faster R-CNN cannot hold: it is not converted. Pass `--detector` with a
-torchvision Faster R-CNN state dict trained on the same classes (else the detector keeps its random initialisation
-and the folder is only usable for the spatial and semantic modules). The box heads read 256·7·7 FPN features (X-101-FPN
-checkpoints, D = 1024) like torchvision's ResNet-50-FPN; VGG16 checkpoints (D = 4096, 512·7·7 inputs) do not fit, and
-`--drop-visual` converts their spatial and semantic modules alone (a PredCls model that needs no image).
+torchvision Faster R-CNN state dict trained on the same classes (else the detector keeps its random
+initialisation and the folder is only usable for the spatial and semantic modules). The box heads read 256·7·7 FPN
+features (X-101-FPN checkpoints, D = 1024) like torchvision's ResNet-50-FPN; VGG16 checkpoints (D = 4096, 512·7·7
+inputs) do not fit, and `--drop-visual` converts their spatial and semantic modules alone (a PredCls model that
+needs no image).
 """
 
 from __future__ import annotations
@@ -118,6 +119,20 @@ def _config_for(state: dict[str, torch.Tensor], path: Path, variant: str | None,
     return config
 
 
+def load_detector_weights(model: ReldnForRelationshipDetection, path) -> None:
+    """Load a torchvision Faster R-CNN state dict (a local file, read with `weights_only=True`) into the model's
+    entity detector and copy its box head into the subject, object and union box heads, as the reference initialises
+    its S / O heads and predicate branch from the detector."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"detector weights {str(path)!r} are not a file; pass a torchvision Faster R-CNN "
+                                "state dict (torch.save(detector.state_dict(), path))")
+    state = read_torch_file(path)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    model.load_detector_state_dict(state)
+
+
 def convert_reldn(src, out, overwrite: bool = False, variant: str | None = None, drop_visual: bool = False,
                   detector: str | None = None) -> Path:
     """Write the model folder for the reference checkpoint `src`; returns the folder."""
@@ -134,9 +149,8 @@ def convert_reldn(src, out, overwrite: bool = False, variant: str | None = None,
     torch.manual_seed(0)
     model = ReldnForRelationshipDetection(config).eval()
     if config.use_visual:
-        detector_state = read_torch_file(Path(detector).expanduser()) if detector else None
-        if detector_state is not None:
-            model.detector.model.load_state_dict(detector_state)
+        if detector:  # only the detector: the relation box heads come from the checkpoint below
+            model.detector.model.load_state_dict(read_torch_file(Path(detector).expanduser()))
         else:
             logger.warning("no --detector given: the entity detector keeps its random initialisation")
         converted.update({k: v for k, v in model.state_dict().items() if k.startswith("detector.")})
@@ -145,4 +159,4 @@ def convert_reldn(src, out, overwrite: bool = False, variant: str | None = None,
     return save_model_folder(out_dir, model)
 
 
-__all__ = ["HEAD_KEYS", "convert_reldn", "read_reldn_checkpoint", "reference_to_hf"]
+__all__ = ["HEAD_KEYS", "convert_reldn", "load_detector_weights", "read_reldn_checkpoint", "reference_to_hf"]

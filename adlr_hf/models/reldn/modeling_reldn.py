@@ -458,5 +458,5 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
-__all__ = ["RelationshipDetectionOutput", "ReldnBoxHead", "ReldnForRelationshipDetection", "ReldnHead", "ReldnPreTrainedModel",
-           "batched_iou", "ordered_pairs", "pad_per_image"]
+__all__ = ["RelationshipDetectionOutput", "ReldnBoxHead", "ReldnForRelationshipDetection", "ReldnHead",
+           "ReldnPreTrainedModel", "batched_iou", "ordered_pairs", "pad_per_image"]

@@ -136,13 +136,20 @@ def test_detector_modes_take_labels_and_boxes_from_the_frozen_detector(mode):
         assert n <= 5
 
 
-def test_detector_weights_load_into_the_detector_and_its_trainable_copies():
+def test_detector_weights_from_a_local_file_load_into_the_detector_and_its_trainable_copies(tmp_path):
+    from adlr_hf.models.reldn.convert_reldn import load_detector_weights
+
     model = model_for("reldn-tiny-visual")
     other = model_for("reldn-tiny-visual", seed=3)
-    model.load_detector_state_dict(other.detector.model.state_dict())
+    torch.save(other.detector.model.state_dict(), tmp_path / "detector.pth")
+    load_detector_weights(model, tmp_path / "detector.pth")
+    expected = other.detector.model.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in model.detector.model.state_dict().items())
     source = other.detector.model.roi_heads.box_head.state_dict()
     for head in (model.subject_box_head, model.object_box_head, model.union_box_head):
         assert all(torch.equal(head.state_dict()[k], v) for k, v in source.items())
+    with pytest.raises(FileNotFoundError, match="torchvision Faster R-CNN state dict"):
+        load_detector_weights(model, tmp_path / "missing.pth")
 
 
 def test_bad_inputs_are_refused_with_the_value_and_the_fix():
