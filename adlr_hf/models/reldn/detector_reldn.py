@@ -57,11 +57,13 @@ class ReldnEntityDetector(nn.Module):
     """Wraps a torchvision Faster R-CNN (`self.model`): image features, detections and per-box class logits.
 
     Always runs the detector's parts in inference mode (its RPN and box heads sample training targets otherwise); with
-    `freeze_detector` its parameters take no gradient."""
+    `freeze_detector` its parameters take no gradient. The RPN, RoIAlign and box heads run in float32 whatever the
+    model's dtype (torchvision's CPU RoIAlign and NMS kernels have no bfloat16; an engine that casts the model to
+    bf16 / fp16 changes only the backbone here), and the pooled features come out in float32."""
 
     def __init__(self, config):
         super().__init__()
-        self.model = build_faster_rcnn(config)
+        self.model = build_faster_rcnn(config).eval()
         if config.freeze_detector:
             self.model.requires_grad_(False)
         self.frozen = config.freeze_detector
@@ -83,9 +85,16 @@ class ReldnEntityDetector(nn.Module):
                   for r, i in zip(image_list.image_sizes, images)]
         return maps, image_list, scales
 
+    def _float32_heads(self, maps):
+        if self.model.roi_heads.box_predictor.cls_score.weight.dtype != torch.float32:
+            self.model.rpn.float()
+            self.model.roi_heads.float()
+        return OrderedDict((k, v.float()) for k, v in maps.items())
+
     def pool(self, maps, boxes: list[torch.Tensor], image_list) -> torch.Tensor:
-        """RoIAlign of every box (already in resized pixels) on the feature maps: [sum n_i, C, k, k]."""
-        return self.model.roi_heads.box_roi_pool(maps, boxes, image_list.image_sizes)
+        """RoIAlign (float32) of every box (already in resized pixels) on the feature maps: [sum n_i, C, k, k]."""
+        maps = self._float32_heads(maps)
+        return self.model.roi_heads.box_roi_pool(maps, [b.float() for b in boxes], image_list.image_sizes)
 
     def class_log_probabilities(self, pooled: torch.Tensor) -> torch.Tensor:
         """log softmax of the detector's class scores over background + classes, background dropped:
@@ -96,6 +105,8 @@ class ReldnEntityDetector(nn.Module):
 
     def detect(self, maps, image_list) -> list[dict]:
         """Detections per image in resized pixels: {"boxes", "labels" (0-based), "scores"}."""
+        maps = self._float32_heads(maps)
+        image_list.tensors = image_list.tensors.float()
         with torch.no_grad():
             proposals, _ = self.model.rpn(image_list, maps)
             detections, _ = self.model.roi_heads(maps, proposals, image_list.image_sizes)

@@ -266,7 +266,7 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
             return None
         if isinstance(pixel_values, torch.Tensor) and pixel_values.dim() == 3:
             pixel_values = pixel_values[None]
-        images = list(pixel_values)
+        images = [image.to(self.dtype) for image in pixel_values]  # bf16 / fp16 engines cast the weights only
         if image_sizes is not None and isinstance(pixel_values, torch.Tensor):
             images = [image[:, :int(h), :int(w)] for image, (h, w) in zip(images, image_sizes.tolist())]
         return images
@@ -277,18 +277,21 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         batch, n = boxes.shape[:2]
         scaled = [boxes[b] * scales[b].flip(0).repeat(2).to(boxes) for b in range(batch)]
         union = [union_boxes(s[pairs[:, 0]], s[pairs[:, 1]]) for s in scaled]
-        pooled = self.detector.pool(maps, scaled, image_list)
+        pooled = self.detector.pool(maps, scaled, image_list)  # float32
         class_logits = self.detector.class_log_probabilities(pooled).view(batch, n, -1)
+        pooled = pooled.to(self.dtype)
         subject = self.subject_box_head(pooled).view(batch, n, -1)
         object_ = self.object_box_head(pooled).view(batch, n, -1)
-        union_features = self.union_box_head(self.detector.pool(maps, union, image_list)).view(batch, len(pairs), -1)
+        union_pooled = self.detector.pool(maps, union, image_list).to(self.dtype)
+        union_features = self.union_box_head(union_pooled).view(batch, len(pairs), -1)
         return class_logits, subject, object_, union_features, (maps, image_list, scales)
 
     def _detect(self, images):
         """Detected boxes [B, n, 4] (input pixels), labels [B, n] (-1 padding) and scores."""
         maps, image_list, scales = self.detector.features(images)
         detections = self.detector.detect(maps, image_list)
-        boxes = [d["boxes"] / scales[b].flip(0).repeat(2).to(d["boxes"]) for b, d in enumerate(detections)]
+        boxes = [d["boxes"].float() / scales[b].flip(0).repeat(2).to(d["boxes"].device) for b, d in
+                 enumerate(detections)]
         return pad_per_image(boxes, 0.0, torch.float32), pad_per_image([d["labels"] for d in detections], -1,
                                                                        torch.long)
 
@@ -406,7 +409,8 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
 
         spatial = None
         if config.use_spatial:
-            spatial = spatial_features(pair_boxes[:, pairs[:, 0]], pair_boxes[:, pairs[:, 1]], image_sizes[:, None, :])
+            spatial = spatial_features(pair_boxes[:, pairs[:, 0]], pair_boxes[:, pairs[:, 1]],
+                                       image_sizes[:, None, :]).to(self.dtype)
         contributions, hidden = self.head(spatial=spatial, subject_labels=entity[:, pairs[:, 0]],
                                           object_labels=entity[:, pairs[:, 1]], subject_features=subject_features,
                                           object_features=object_features, union_features=union_features)
@@ -438,6 +442,9 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
                 ce = fused.sum() * 0.0
             loss, loss_terms = ce, {"cross_entropy": ce.detach()}
             if config.use_contrastive_losses:
+                if config.mode == "sgdet" and gt_labels is None:
+                    raise ValueError("sgdet training with the contrastive losses matches detections to the ground "
+                                     "truth's classes: pass box_labels with the boxes")
                 if config.mode == "sgdet":  # entities matching no ground-truth box take no part (class -1)
                     iou = batched_iou(pair_boxes, gt_boxes).masked_fill(~(gt_labels >= 0)[:, None, :], -1.0)
                     best, which = iou.max(-1)

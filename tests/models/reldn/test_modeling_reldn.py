@@ -136,6 +136,21 @@ def test_detector_modes_take_labels_and_boxes_from_the_frozen_detector(mode):
         assert n <= 5
 
 
+@pytest.mark.parametrize("name,mode", [("reldn-tiny", "predcls"), ("reldn-tiny-visual", "predcls"),
+                                       ("reldn-tiny-visual", "sgcls"), ("reldn-tiny-visual", "sgdet")])
+def test_a_model_cast_to_bfloat16_trains_as_mixed_precision_engines_run_it(name, mode):
+    # A freshly built model (train mode, never .eval()'d) cast as DeepSpeed / Accelerate bf16 cast it: the head runs in
+    # bf16, the detector's RoIAlign, RPN and box heads in float32 (torchvision's CPU kernels have no bf16).
+    config = registry.get_config(name)
+    config.mode, config.detector_score_threshold, config.detections_per_image = mode, 0.0, 4
+    torch.manual_seed(0)
+    model = ReldnForRelationshipDetection(config).to(torch.bfloat16)
+    out = model(**inputs_for(model), labels=RELATIONS)
+    assert out.predicate_logits.dtype == torch.bfloat16 and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.head.semantic.weight.grad is not None
+
+
 def test_detector_weights_from_a_local_file_load_into_the_detector_and_its_trainable_copies(tmp_path):
     from adlr_hf.models.reldn.convert_reldn import load_detector_weights
 
