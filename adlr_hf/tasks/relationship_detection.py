@@ -87,18 +87,38 @@ def frequency_table_of(data, config) -> torch.Tensor:
                            torch.cat(background) if background else None)
 
 
-def image_prediction(outputs, b: int) -> dict:
-    """The scored pairs of image `b` of a model output, in the metric modules' layout (numpy)."""
-    mask = outputs.pair_mask[b]
-    pairs = outputs.pair_index[b][mask]
-    boxes = outputs.boxes[b].detach().float()
-    predicate = outputs.predicate_logits[b][mask].detach().float().softmax(-1)[:, 1:]
-    subject = outputs.subject_logits[b][mask].detach().float().softmax(-1).max(-1)
-    obj = outputs.object_logits[b][mask].detach().float().softmax(-1).max(-1)
-    return {"subject_boxes": boxes[pairs[:, 0]].cpu().numpy(), "object_boxes": boxes[pairs[:, 1]].cpu().numpy(),
-            "subject_labels": subject.indices.cpu().numpy(), "object_labels": obj.indices.cpu().numpy(),
-            "subject_scores": subject.values.cpu().numpy(), "object_scores": obj.values.cpu().numpy(),
-            "predicate_scores": predicate.cpu().numpy()}
+def _entity_label_and_score(logits: torch.Tensor, slots: torch.Tensor, entities: torch.Tensor, count: int):
+    """Per pair: the class and softmax probability of its subject (or object) entity. The per-pair logits repeat
+    their entity's, so each entity's are read once (at its first pair) instead of a softmax over every pair."""
+    first = torch.full((count,), len(entities), dtype=torch.long, device=entities.device)
+    first = first.scatter_reduce(0, entities, torch.arange(len(entities), device=entities.device), "amin")
+    present = first < len(entities)
+    entity_logits = logits[slots[first[present]]].detach().float()
+    best, label = entity_logits.max(-1)
+    score = (best - entity_logits.logsumexp(-1)).exp()
+    by_entity = torch.zeros(count, dtype=torch.long, device=entities.device)
+    by_entity[present] = torch.arange(int(present.sum()), device=entities.device)
+    return label[by_entity[entities]], score[by_entity[entities]]
+
+
+def batch_predictions(outputs) -> list[dict]:
+    """The scored pairs of every image of a model output, in the metric modules' layout (numpy)."""
+    mask = outputs.pair_mask
+    out = []
+    for b in range(mask.shape[0]):
+        slots = mask[b].nonzero().flatten()
+        pairs = outputs.pair_index[b][slots]
+        boxes = outputs.boxes[b].detach().float()
+        predicate = outputs.predicate_logits[b][slots].detach().float().softmax(-1)[:, 1:]
+        subject_label, subject_score = _entity_label_and_score(outputs.subject_logits[b], slots, pairs[:, 0],
+                                                               len(boxes))
+        object_label, object_score = _entity_label_and_score(outputs.object_logits[b], slots, pairs[:, 1],
+                                                             len(boxes))
+        out.append({"subject_boxes": boxes[pairs[:, 0]].cpu().numpy(), "object_boxes": boxes[pairs[:, 1]].cpu().numpy(),
+                    "subject_labels": subject_label.cpu().numpy(), "object_labels": object_label.cpu().numpy(),
+                    "subject_scores": subject_score.cpu().numpy(), "object_scores": object_score.cpu().numpy(),
+                    "predicate_scores": predicate.cpu().numpy()})
+    return out
 
 
 def image_reference(batch: dict, b: int) -> dict:
@@ -138,8 +158,8 @@ class RecallMetric(EvalMetric):
     def add_batch(self, outputs, batch) -> None:
         from ..metrics.relationship_recall.relationship_recall import image_recall_counts
 
-        for b in range(len(batch["boxes"])):
-            counts = image_recall_counts(image_prediction(outputs, b), image_reference(batch, b), self.keys, b)
+        for b, prediction in enumerate(batch_predictions(outputs)):
+            counts = image_recall_counts(prediction, image_reference(batch, b), self.keys, b)
             for key, value in counts.items():
                 self.counts[key] = self.counts.get(key, 0) + value
             self.images += 1
@@ -182,7 +202,7 @@ class RelationshipDetectionTask(Task):
     name = "relationship-detection"
     description = "visual relationship detection / scene-graph parsing (PredCls, SGCls, SGDet)"
     auto_class_name = "AutoModel"
-    pipeline_tag = "relationship-detection"
+    pipeline_tag = None  # the Hub has no relationship-detection tag; the card snippet names the family's pipeline
     unit = "images"
     arguments = (DATASET, MODE, IMAGES, EVAL_SPLIT)
     full_scale = "the paper's model (trained on the full dataset with a trained entity detector)"
@@ -314,9 +334,8 @@ def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: b
             inputs = {k: v for k, v in batch.items() if k != "relations"}
             outputs = model(**inputs, return_contributions=True)
             contributions.add(outputs)
-            for b in range(len(batch["boxes"])):
-                for key, value in image_recall_counts(image_prediction(outputs, b), image_reference(batch, b),
-                                                      keys, b).items():
+            for b, prediction in enumerate(batch_predictions(outputs)):
+                for key, value in image_recall_counts(prediction, image_reference(batch, b), keys, b).items():
                     counts[key] = counts.get(key, 0) + value
                 images += 1
     finally:

@@ -49,7 +49,8 @@ OpenImages VRD challenge score 0.2 * R@50 + 0.4 * wmAP_rel + 0.4 * wmAP_phr with
 and phrases (RelDN's task_evaluation_sg.py / ap_eval_rel.py).
 """
 
-_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """    num_predicates (int, default: the width of predicate_scores): the predicates to compute AP for.
+_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """\
+    num_predicates (int, default: the width of predicate_scores): the predicates to compute AP for.
     predicates_per_pair (int, default 2), score_threshold (float, default 1e-5): as the reference.
 Returns:
     score, R@50, wmAP_rel, wmAP_phr, mAP_rel, mAP_phr (floats in [0, 1]), AP_rel and AP_phr (one value per predicate),

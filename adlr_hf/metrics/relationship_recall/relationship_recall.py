@@ -42,7 +42,8 @@ fraction of ground-truth (subject, predicate, object) relations found among each
 IoU >= 0.5 on both boxes (relationship) or on the union box (phrase).
 """
 
-_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """    k (int or sequence, default (20, 50, 100)): the K values (at most 100, the triplets kept per image).
+_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """\
+    k (int or sequence, default (20, 50, 100)): the K values (at most 100, the triplets kept per image).
     predicates_per_pair (int or sequence, default 1): predicates each pair proposes; a sequence reports each.
     phrase (bool, default True): also report phrase detection recall.
 Returns:

@@ -147,10 +147,10 @@ def anchored_contrastive_losses(predicate_logits: torch.Tensor, pairs: AnchoredP
     positive = pairs.positive
     other_key = torch.where(pairs.other_labels >= 0, offsets[1] + node * classes + pairs.other_labels, trash)
     predicted = logits.detach()[:, 1:].argmax(dim=1) + 1
-    pos_keys = torch.where(positive, torch.stack([node, other_key, offsets[2] + node * columns + pairs.predicate_labels]),
-                           trash).flatten()
-    neg_keys = torch.where(positive, trash, torch.stack([node, other_key, offsets[2] + node * columns + predicted])
-                           ).flatten()
+    pos_keys = torch.stack([node, other_key, offsets[2] + node * columns + pairs.predicate_labels])
+    neg_keys = torch.stack([node, other_key, offsets[2] + node * columns + predicted])
+    pos_keys = torch.where(positive, pos_keys, trash).flatten()
+    neg_keys = torch.where(positive, trash, neg_keys).flatten()
     # compact the key space to the keys present (the discarded key sorts last)
     keys, compact = torch.unique(torch.cat([pos_keys, neg_keys]), return_inverse=True)
     pos_keys, neg_keys = compact.split(pos_keys.numel())

@@ -154,7 +154,8 @@ def test_batch_total_weights_both_anchorings_and_keeps_images_apart():
             offset += p.shape[0]
             entity_offset += n.shape[0]
         all_entities = torch.cat(entity_labels)
-        other = torch.cat([p[:, 1 - col] + sum(e.shape[0] for e in entity_labels[:i]) for i, p in enumerate(pair_index)])
+        other = torch.cat([p[:, 1 - col] + sum(e.shape[0] for e in entity_labels[:i])
+                           for i, p in enumerate(pair_index)])
         labels = torch.cat(predicate_labels)
         pairs = AnchoredPairs(rows=torch.tensor(rows), node=torch.tensor(nodes), positive=labels > 0,
                               other_labels=all_entities[other], predicate_labels=labels)
