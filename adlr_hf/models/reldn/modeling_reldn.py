@@ -431,6 +431,10 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
                                  "index, object index, predicate id) or a list of [r, 3]")
             present = relations[..., 0] >= 0
             beyond = (relations[..., 2] >= config.num_predicates) | (relations[..., :2].amax(-1) >= gt_boxes.shape[1])
+            if gt_labels is not None and not beyond[present].any():  # a relation on a padding box (label -1)
+                real = gt_labels >= 0
+                index = relations[..., :2].clamp(min=0, max=gt_boxes.shape[1] - 1)
+                beyond |= ~(torch.gather(real, 1, index[..., 0]) & torch.gather(real, 1, index[..., 1]))
             if (present & beyond).any():
                 raise ValueError(f"a relation names a predicate beyond the {config.num_predicates} predicates or a "
                                  "box index beyond the image's boxes (0-based ids; -1 rows are padding)")

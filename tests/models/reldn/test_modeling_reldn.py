@@ -181,6 +181,8 @@ def test_bad_inputs_are_refused_with_the_value_and_the_fix():
         model(boxes=BOXES, box_labels=LABELS)
     with pytest.raises(ValueError, match="beyond the 5 predicates"):
         model(boxes=BOXES, box_labels=LABELS, image_sizes=SIZES, labels=torch.tensor([[[0, 1, 5]], [[0, 1, 0]]]))
+    with pytest.raises(ValueError, match="box index beyond the image's boxes"):  # box 2 of image 1 is padding
+        model(boxes=BOXES, box_labels=LABELS, image_sizes=SIZES, labels=torch.tensor([[[0, 1, 0]], [[0, 2, 0]]]))
     visual = model_for("reldn-tiny-visual")
     with pytest.raises(ValueError, match="needs pixel_values"):
         visual(boxes=BOXES, box_labels=LABELS, image_sizes=SIZES)
