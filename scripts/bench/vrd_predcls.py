@@ -20,8 +20,8 @@ One torch thread by default: on a shared machine, thread synchronisation made sm
 The numbers are a PredCls-without-vision sanity check of the fusion and the losses, not the paper's table (which uses
 the visual module on a trained detector).
 
-Measured (shared 2-core CPU, one thread, defaults: 1000 steps, seeds 0 1 2; 955 test images, 7,638 test relations
-less the 45 images without relations; 5 min 15 s in all), predicate Recall in %, mean ± std over seeds:
+Measured (shared 2-core CPU, one thread, defaults: 1000 steps, seeds 0 1 2; the 955 test images with relations,
+7,478 distinct test relations; 5 min 15 s in all), predicate Recall in %, mean ± std over seeds:
 
     | set-up      | R@50 top-1   | R@100 top-1  | R@50 top-70  | R@100 top-70 |
     | (a) semantic | 48.09        | 51.24        | 57.46        | 70.41        |
