@@ -73,6 +73,9 @@ class RelationshipDetectionOutput(ModelOutput):
     loss_terms: dict | None = None
 
 
+_CLASSIFY = -2  # an sgdet box whose class the detector's classifier gives (ground truth added in training)
+
+
 def ordered_pairs(n: int, device=None) -> torch.Tensor:
     """All ordered pairs (i, j), i ≠ j, of n boxes, row-major: [n·(n - 1), 2]."""
     first, second = torch.meshgrid(torch.arange(n, device=device), torch.arange(n, device=device), indexing="ij")
@@ -295,6 +298,22 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         return pad_per_image(boxes, 0.0, torch.float32), pad_per_image([d["labels"] for d in detections], -1,
                                                                        torch.long)
 
+    @staticmethod
+    def _with_ground_truth(boxes, entity, gt_boxes, gt_labels):
+        """Detections followed by the image's ground-truth boxes (sgdet training: the reference's Detectron adds the
+        ground truth to the proposals, so every annotated pair is among the candidates). The added boxes are marked
+        for the detector's classifier to label."""
+        gt_valid = gt_labels >= 0 if gt_labels is not None else torch.ones(gt_boxes.shape[:2], dtype=torch.bool,
+                                                                           device=gt_boxes.device)
+        merged_boxes, merged_entity = [], []
+        for b in range(len(boxes)):
+            detected = entity[b] >= 0
+            merged_boxes.append(torch.cat([boxes[b][detected], gt_boxes[b][gt_valid[b]]]))
+            merged_entity.append(torch.cat([entity[b][detected],
+                                            torch.full((int(gt_valid[b].sum()),), _CLASSIFY, device=entity.device)]))
+        return (pad_per_image(merged_boxes, 0.0, torch.float32, width=4, device=boxes.device),
+                pad_per_image(merged_entity, -1, torch.long, device=boxes.device))
+
     # -- targets ----------------------------------------------------------------------------------------------------
     def _pair_targets(self, boxes, pairs, pair_mask, gt_boxes, relations):
         """Per-slot predicate column (0 = no relation) and the pair's overlap with its best ground-truth relation:
@@ -370,7 +389,9 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
         if config.mode == "sgdet":
             pair_boxes, entity = self._detect(images)
             pair_boxes, entity = pair_boxes.to(device), entity.to(device)
-            box_valid = entity >= 0
+            if self.training and gt_boxes is not None:
+                pair_boxes, entity = self._with_ground_truth(pair_boxes, entity, gt_boxes, gt_labels)
+            box_valid = entity != -1
         else:
             if gt_boxes is None:
                 raise ValueError(f"mode={config.mode!r} takes the boxes as input: pass boxes (xyxy pixels)")
@@ -403,8 +424,8 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
             entity_logits.scatter_(2, entity.clamp(min=0)[..., None], 0.0)
         elif config.mode == "sgcls":
             entity = entity_logits.argmax(-1).masked_fill(~box_valid, -1)
-        else:
-            entity = entity.masked_fill(~box_valid, -1)
+        else:  # the detector's labels; ground-truth boxes added in training take the classifier's
+            entity = torch.where(entity == _CLASSIFY, entity_logits.argmax(-1), entity).masked_fill(~box_valid, -1)
         entity_logits = entity_logits.masked_fill(~box_valid[..., None], 0.0)
 
         spatial = None
