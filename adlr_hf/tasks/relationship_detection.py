@@ -16,7 +16,8 @@ detection Recall@20/50/100 with the best predicate per pair (`R@K`, `phrase_R@K`
 per pair (`R@K_all`, the reference's prd_k = 70 on VRD). Offline, a per-module contribution summary: for each scored
 pair's best predicate, each module's logit for it minus that module's mean foreground logit (softmax ignores a
 module's constant offset, so this is what the module adds to the choice); `contribution_share_<module>` is the
-module's share of the summed absolute values.
+module's share of the summed absolute values. With `--dataset oi`, the offline evaluation adds the OpenImages VRD
+score (`oi_score` = 0.2 R@50 + 0.4 wmAP_rel + 0.4 wmAP_phr, through the `openimages_vrd` module).
 """
 
 from __future__ import annotations
@@ -218,6 +219,10 @@ class RelationshipDetectionTask(Task):
                                     **{f"R@{k}_all": (f"recall@{k}_all_predicates",
                                                       f"Relationship detection R@{k} (all predicates per pair)")
                                        for k in RECALL_K},
+                                    "oi_score": ("openimages_vrd_score", "OpenImages VRD score (0.2 R@50 + 0.4 "
+                                                                         "wmAP rel + 0.4 wmAP phr)"),
+                                    "wmAP_rel": ("wmap_relationship", "OpenImages weighted mAP, relationships"),
+                                    "wmAP_phr": ("wmap_phrase", "OpenImages weighted mAP, phrases"),
                                     **{f"contribution_share_{m}": (f"contribution_share_{m}",
                                                                    f"Share of the {m} module in the chosen predicate")
                                        for m in MODULES}}),
@@ -308,14 +313,19 @@ def config_uses_semantic(config) -> bool:
 
 
 @torch.no_grad()
-def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: bool = True) -> dict:
+def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: bool = True,
+                                openimages: bool = False) -> dict:
     """Recall@K (top-1 and all predicates per pair), phrase Recall@K and the contribution summary of `model` on a
-    `RelationshipDataset`; every data-parallel rank returns the same numbers."""
+    `RelationshipDataset`, and with `openimages` the OpenImages VRD score (`oi_score`, `oi_R@50`, `wmAP_rel`,
+    `wmAP_phr`, `mAP_rel`, `mAP_phr`, per-predicate `AP_rel` / `AP_phr`, through the `openimages_vrd` module);
+    every data-parallel rank returns the same numbers."""
     from tqdm.auto import tqdm
 
     from ..data.relationships import relationship_collate
-    from ..evaluation.data_parallel import rank_share, shows_progress
+    from ..evaluation.data_parallel import gather_records, rank_share, shows_progress
+    from ..metrics.openimages_vrd.openimages_vrd import score_from_triplets
     from ..metrics.relationship_recall.relationship_recall import image_recall_counts, recalls_from_counts
+    from ..metrics.relationship_recall.relationship_triplets import image_arrays, top_triplets
     from ..parallel.state import get_parallel_state
     from ..training.trainer import to_device
 
@@ -324,7 +334,7 @@ def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: b
             + [(f"R@{k}_all", k, predicates, False) for k in RECALL_K])
     device = next(model.parameters()).device
     mine = rank_share(list(range(len(dataset))))
-    counts, images, contributions = {}, 0, ContributionSummary()
+    counts, images, contributions, kept = {}, 0, ContributionSummary(), []
     was_training = model.training
     model.eval()
     try:
@@ -335,8 +345,12 @@ def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: b
             outputs = model(**inputs, return_contributions=True)
             contributions.add(outputs)
             for b, prediction in enumerate(batch_predictions(outputs)):
-                for key, value in image_recall_counts(prediction, image_reference(batch, b), keys, b).items():
+                reference = image_reference(batch, b)
+                for key, value in image_recall_counts(prediction, reference, keys, b).items():
                     counts[key] = counts.get(key, 0) + value
+                if openimages:  # the OpenImages protocol: 2 predicates per pair, triplets above 1e-5
+                    pred, ref = image_arrays(prediction, reference, b)
+                    kept.append((top_triplets(pred, 2, score_threshold=1e-5), ref))
                 images += 1
     finally:
         model.train(was_training)
@@ -345,7 +359,14 @@ def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: b
     counts, images = _sum_over_ranks(counts, images, group)
     sums, pairs = _sum_over_ranks(contributions.sums, contributions.pairs, group)
     contributions.sums, contributions.pairs = sums, pairs
-    return {**recalls_from_counts(counts, keys, images), **contributions.summary()}
+    out = {**recalls_from_counts(counts, keys, images), **contributions.summary()}
+    if openimages:
+        kept = gather_records(kept)
+        score = score_from_triplets([d for d, _ in kept], [r for _, r in kept], predicates)
+        out.update({"oi_score": score["score"], "oi_R@50": score["R@50"],
+                    **{k: score[k] for k in ("wmAP_rel", "wmAP_phr", "mAP_rel", "mAP_phr")},
+                    "AP_rel": [float(v) for v in score["AP_rel"]], "AP_phr": [float(v) for v in score["AP_phr"]]})
+    return out
 
 
 def evaluate_relationship_model_dir(model_dir, data, dataset: str = "vrd", split: str = "test", images=None,
@@ -387,7 +408,7 @@ def evaluate_relationship_model_dir(model_dir, data, dataset: str = "vrd", split
         model.config.mode = mode
     image_dir = split_image_dir(images, split) if (config.use_visual or mode != "predcls") else None
     metrics = evaluate_relationship_model(model, RelationshipDataset(split_data.records, image_dir=image_dir),
-                                          batch_size, progress)
+                                          batch_size, progress, openimages=dataset == "oi")
     settings = {"dataset": dataset, "mode": mode, "split": split, "batch_size": batch_size, "tp": tp,
                 "images_without_relations": split_data.empty_images}
     return {"task": "relationship-detection", "model": path, "data": str(folder), "split": split,

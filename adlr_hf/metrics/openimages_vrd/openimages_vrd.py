@@ -123,7 +123,12 @@ def openimages_vrd_score(predictions, references, num_predicates=None, predicate
             raise ValueError(f"predicate_scores have widths {sorted(widths)}; pass num_predicates")
         num_predicates = widths.pop()
     dets = [top_triplets(pred, predicates_per_pair, score_threshold=score_threshold) for pred, _ in images]
-    refs = [ref for _, ref in images]
+    return score_from_triplets(dets, [ref for _, ref in images], num_predicates)
+
+
+def score_from_triplets(dets: list[dict], refs: list[dict], num_predicates: int) -> dict:
+    """The score from each image's kept triplets (`top_triplets(..., 2, score_threshold=1e-5)`) and its reference
+    arrays (`image_arrays`): an evaluation loop keeps only these instead of every pair's predicate scores."""
     total = sum(len(ref["predicate_labels"]) for ref in refs)
     r50 = sum(recalled(det, ref, [50], phrase=False)[50] for det, ref in zip(dets, refs)) / (total + 1e-12)
     out = {"R@50": r50}
@@ -134,7 +139,7 @@ def openimages_vrd_score(predictions, references, num_predicates=None, predicate
         out[f"wmAP_{kind}"] = float(sum(ap * n / total for ap, n in zip(aps, counts))) if total else 0.0
     out["score"] = sum(weight * out[key] for key, weight in SCORE_WEIGHTS.items())
     out["num_relations"] = int(total)
-    out["num_images"] = len(images)
+    out["num_images"] = len(refs)
     return out
 
 

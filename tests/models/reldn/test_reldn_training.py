@@ -131,3 +131,65 @@ def test_deepspeed_and_accelerate_resume_exactly(vrd, tmp_path):
         info = json.loads((run / "run_info.json").read_text())
         assert (info["engine"], info["dp"], info["images"]) == (engine, 2, 24)
         assert info["eval_R@100"] > 0
+
+
+def write_openimages(folder: Path) -> Path:
+    """Two splits of a made-up OpenImages VRD csv (normalised boxes, MIDs), 6 and 4 images."""
+    import random
+
+    rng = random.Random(0)
+    header = "ImageID,LabelName1,LabelName2,XMin1,XMax1,YMin1,YMax1,XMin2,XMax2,YMin2,YMax2,RelationshipLabel\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, images in (("train", 6), ("validation", 4)):
+        rows = []
+        for i in range(images):
+            boxes = [(rng.uniform(0, .4), rng.uniform(.5, 1), rng.uniform(0, .4), rng.uniform(.5, 1)) for _ in range(4)]
+            labels = [f"/m/{rng.choice('abc')}" for _ in range(4)]
+            for s, o in ((0, 1), (1, 2), (3, 0), (2, 3)):
+                rows.append(",".join([f"{split}{i}", labels[s], labels[o], *map(str, boxes[s]), *map(str, boxes[o]),
+                                      rng.choice(["at", "on", "holds"])]) + "\n")
+        (folder / f"{split}-annotations-vrd.csv").write_text(header + "".join(rows))
+    return folder
+
+
+def test_openimages_evaluation_equals_the_metric_modules_on_the_models_own_predictions(tmp_path):
+    from adlr_hf.data.relationships import relationship_collate
+    from adlr_hf.metrics.openimages_vrd import openimages_vrd_score
+    from adlr_hf.metrics.relationship_recall import relationship_recall
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.tasks.relationship_detection import evaluate_relationship_model
+    from adlr_hf.training.args import build_parser
+
+    data = write_openimages(tmp_path / "oi")
+    task = get_task("relationship-detection")
+    args = build_parser().parse_args(flags(data, tmp_path / "run", 1) + ["--dataset", "oi"])
+    config = get_config("reldn-vrd-predcls-novisual")
+    task.check_args(args, config)
+    run = task.build(args, config, None, tmp_path, True)
+    assert run.extra_info["eval_split"] == "validation" and config.num_predicates == 3
+    model = task.build_model(run, None)
+    got = evaluate_relationship_model(model, run.eval, batch_size=3, progress=False, openimages=True)
+    preds, refs = [], []
+    with torch.no_grad():
+        for i in range(len(run.eval)):
+            sample = run.eval[i]
+            batch = relationship_collate([sample])
+            out = model(**{k: v for k, v in batch.items() if k != "relations"})
+            pairs = out.pair_index[0][out.pair_mask[0]]
+            boxes, labels, rel = sample["boxes"], sample["box_labels"], sample["relations"]
+            preds.append({"subject_boxes": boxes[pairs[:, 0]].tolist(), "object_boxes": boxes[pairs[:, 1]].tolist(),
+                          "subject_labels": labels[pairs[:, 0]].tolist(), "object_labels": labels[pairs[:, 1]].tolist(),
+                          "subject_scores": [1.0] * len(pairs), "object_scores": [1.0] * len(pairs),
+                          "predicate_scores": out.predicate_logits[0][out.pair_mask[0]].softmax(-1)[:, 1:].tolist()})
+            refs.append({"subject_boxes": boxes[rel[:, 0]].tolist(), "object_boxes": boxes[rel[:, 1]].tolist(),
+                         "subject_labels": labels[rel[:, 0]].tolist(), "object_labels": labels[rel[:, 1]].tolist(),
+                         "predicate_labels": rel[:, 2].tolist()})
+    want = openimages_vrd_score(preds, refs, num_predicates=3)
+    assert got["oi_score"] == pytest.approx(want["score"], abs=1e-6) and want["score"] > 0
+    assert got["wmAP_rel"] == pytest.approx(want["wmAP_rel"], abs=1e-6)
+    assert got["AP_phr"] == pytest.approx(want["AP_phr"], abs=1e-6)
+    recall = relationship_recall(preds, refs, predicates_per_pair=(1, 3))
+    assert got["R@50"] == pytest.approx(recall["R@50_top1"], abs=1e-9)
+    assert got["R@20_all"] == pytest.approx(recall["R@20_top3"], abs=1e-9)
+    assert got["phrase_R@20"] == pytest.approx(recall["phrase_R@20_top1"], abs=1e-9)
