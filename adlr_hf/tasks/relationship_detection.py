@@ -65,7 +65,11 @@ def _split_exists(dataset: str, folder: Path, split: str) -> bool:
         (split_csv if dataset == "oi" else split_file)(folder, split)
         return True
     except FileNotFoundError:
-        return dataset == "vg" and (folder / "relationships.json").is_file() and (folder / f"{split}.txt").is_file()
+        if dataset != "vg" or not (folder / "relationships.json").is_file():
+            return False
+        # raw Visual Genome: a split is the image ids of <split>.txt; without any list, every image is "train"
+        lists = [folder / f"{name}.txt" for name in ("train", *EVAL_SPLITS)]
+        return (folder / f"{split}.txt").is_file() or (split == "train" and not any(p.is_file() for p in lists))
 
 
 def load_split(dataset: str, folder, split: str, images=None, bad=None):

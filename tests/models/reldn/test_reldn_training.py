@@ -250,3 +250,26 @@ def write_vrd_splits(folder: Path, annotations: dict, objects, predicates) -> Pa
     (folder / "objects.json").write_text(json.dumps(list(objects)))
     (folder / "predicates.json").write_text(json.dumps(list(predicates)))
     return folder
+
+
+def test_raw_visual_genome_without_split_lists_trains_on_every_image_and_holds_none_out(tmp_path):
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.args import build_parser
+
+    entity = lambda oid, x, name: {"object_id": oid, "x": x, "y": 2, "w": 8, "h": 9, "name": name}  # noqa: E731
+    images = [{"image_id": i, "relationships": [{"predicate": "near", "subject": entity(1, 0, "cup"),
+                                                 "object": entity(2, 5, "plate")}]} for i in range(3)]
+    (tmp_path / "relationships.json").write_text(json.dumps(images))
+    (tmp_path / "objects.json").write_text(json.dumps(["cup", "plate"]))
+    (tmp_path / "predicates.json").write_text(json.dumps(["near"]))
+    task = get_task("relationship-detection")
+    args = build_parser().parse_args(flags(tmp_path, tmp_path / "run", 1) + ["--dataset", "vg"])
+    config = get_config("reldn-vrd-predcls-novisual")
+    task.check_args(args, config)
+    run = task.build(args, config, None, tmp_path, True)
+    assert len(run.train) == 3 and run.eval is None and run.metric is None
+    assert run.train[0]["image_size"] == (11, 13)  # no image_data.json: the boxes' extent
+    (tmp_path / "test.txt").write_text("2\n")
+    with pytest.raises(FileNotFoundError, match="no train split for --dataset vg"):
+        task.check_args(args, config)
