@@ -14,6 +14,8 @@ no ground truth), every ordered pair a candidate, 20 % of them with a relation, 
 
 Time: CPU time of this process (`time.process_time`), one torch thread; on CUDA, wall time between synchronisations.
 Both variants run back to back in alternating order each repetition; medians.
+Measured (shared 2-core CPU, one thread, defaults): ratio ~13 (vectorised ~4.5 ms, loop ~59 ms per forward +
+backward), values equal to 5e-8 and gradients exactly.
 JSON on the last line.
 """
 
