@@ -246,11 +246,14 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
 
     # -- inputs -----------------------------------------------------------------------------------------------------
     def _check_boxes(self, boxes: torch.Tensor, labels: torch.Tensor | None) -> None:
-        valid = labels >= 0 if labels is not None else torch.ones(boxes.shape[:2], dtype=torch.bool,
-                                                                   device=boxes.device)
         if boxes.dim() != 3 or boxes.shape[-1] != 4:
             raise ValueError(f"boxes has shape {tuple(boxes.shape)}; expected [batch, boxes, 4] xyxy (or a list of "
                              "[boxes, 4])")
+        if labels is not None and labels.shape != boxes.shape[:2]:
+            raise ValueError(f"box_labels has shape {tuple(labels.shape)} for boxes of shape {tuple(boxes.shape)}; "
+                             "give one class per box (-1 on padding rows)")
+        valid = labels >= 0 if labels is not None else torch.ones(boxes.shape[:2], dtype=torch.bool,
+                                                                   device=boxes.device)
         bad = valid & ((boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1]))
         if bad.any():
             b, i = bad.nonzero()[0].tolist()
@@ -274,23 +277,24 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
             images = [image[:, :int(h), :int(w)] for image, (h, w) in zip(images, image_sizes.tolist())]
         return images
 
-    def _visual_features(self, images, boxes, valid, pairs):
+    def _visual_features(self, images, boxes, pairs):
         """(entity class logits [B, n, O], subject, object [B, n, D] and union features [B, S, D]) of the boxes."""
         maps, image_list, scales = self.detector.features(images)
         batch, n = boxes.shape[:2]
         scaled = [boxes[b] * scales[b].flip(0).repeat(2).to(boxes) for b in range(batch)]
         union = [union_boxes(s[pairs[:, 0]], s[pairs[:, 1]]) for s in scaled]
         pooled = self.detector.pool(maps, scaled, image_list)  # float32
-        class_logits = self.detector.class_log_probabilities(pooled).view(batch, n, -1)
+        dim = self.config.feature_dim  # explicit sizes: a batch may have no boxes at all (sgdet found nothing)
+        class_logits = self.detector.class_log_probabilities(pooled).view(batch, n, self.config.num_object_classes)
         pooled = pooled.to(self.dtype)
-        subject = self.subject_box_head(pooled).view(batch, n, -1)
-        object_ = self.object_box_head(pooled).view(batch, n, -1)
+        subject = self.subject_box_head(pooled).view(batch, n, dim)
+        object_ = self.object_box_head(pooled).view(batch, n, dim)
         union_pooled = self.detector.pool(maps, union, image_list).to(self.dtype)
-        union_features = self.union_box_head(union_pooled).view(batch, len(pairs), -1)
-        return class_logits, subject, object_, union_features, (maps, image_list, scales)
+        union_features = self.union_box_head(union_pooled).view(batch, len(pairs), dim)
+        return class_logits, subject, object_, union_features
 
     def _detect(self, images):
-        """Detected boxes [B, n, 4] (input pixels), labels [B, n] (-1 padding) and scores."""
+        """Detected boxes [B, n, 4] (input pixels) and their labels [B, n] (-1 padding)."""
         maps, image_list, scales = self.detector.features(images)
         detections = self.detector.detect(maps, image_list)
         boxes = [d["boxes"].float() / scales[b].flip(0).repeat(2).to(d["boxes"].device) for b, d in
@@ -316,8 +320,9 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
 
     # -- targets ----------------------------------------------------------------------------------------------------
     def _pair_targets(self, boxes, pairs, pair_mask, gt_boxes, relations):
-        """Per-slot predicate column (0 = no relation) and the pair's overlap with its best ground-truth relation:
-        min(IoU subject, IoU object), as the reference's pair sampling (ties: the first listed relation)."""
+        """Per-slot predicate column: that of the ground-truth relation the pair overlaps best, by min(IoU subject,
+        IoU object) as the reference's pair sampling (ties: the first listed relation), when that overlap reaches
+        `fg_iou_threshold`; else 0 ("no relation")."""
         batch, slots = pair_mask.shape
         if relations.numel() == 0 or slots == 0:
             return torch.zeros(batch, slots, dtype=torch.long, device=boxes.device)
@@ -414,8 +419,7 @@ class ReldnForRelationshipDetection(ReldnPreTrainedModel):
 
         subject_features = object_features = union_features = None
         if config.use_visual:
-            entity_logits, subject_box, object_box, union_features, _ = self._visual_features(
-                images, pair_boxes, box_valid, pairs)
+            entity_logits, subject_box, object_box, union_features = self._visual_features(images, pair_boxes, pairs)
             subject_features, object_features = subject_box[:, pairs[:, 0]], object_box[:, pairs[:, 1]]
         if config.mode == "predcls":
             entity = gt_labels

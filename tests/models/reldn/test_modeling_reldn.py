@@ -139,6 +139,15 @@ def test_detector_modes_take_labels_and_boxes_from_the_frozen_detector(mode):
         assert (out.pair_mask.sum(1) > 0).all()
 
 
+def test_sgdet_with_nothing_detected_has_no_pairs_and_a_zero_loss():
+    model = model_for("reldn-tiny-visual", mode="sgdet", detector_score_threshold=1.0)
+    out = model(**inputs_for(model), labels=RELATIONS)
+    assert out.predicate_logits.shape == (2, 0, 6) and out.boxes.shape == (2, 0, 4)
+    assert out.loss.item() == 0.0
+    with pytest.raises(ValueError, match="one class per box"):
+        model_for()(boxes=BOXES, box_labels=LABELS[:, :2], image_sizes=SIZES)
+
+
 @pytest.mark.parametrize("name,mode", [("reldn-tiny", "predcls"), ("reldn-tiny-visual", "predcls"),
                                        ("reldn-tiny-visual", "sgcls"), ("reldn-tiny-visual", "sgdet")])
 def test_a_model_cast_to_bfloat16_trains_as_mixed_precision_engines_run_it(name, mode):
