@@ -273,3 +273,22 @@ def test_raw_visual_genome_without_split_lists_trains_on_every_image_and_holds_n
     (tmp_path / "test.txt").write_text("2\n")
     with pytest.raises(FileNotFoundError, match="no train split for --dataset vg"):
         task.check_args(args, config)
+
+
+def test_contribution_summary_by_hand():
+    from types import SimpleNamespace
+
+    from adlr_hf.tasks.relationship_detection import ContributionSummary
+
+    # one image, two pair slots (the second is padding). Columns: no relation, p0, p1, p2.
+    spatial = torch.tensor([[[0.0, 1.0, 4.0, 1.0], [9.0, 9.0, 9.0, 9.0]]])
+    semantic = torch.tensor([[[0.0, 2.0, 0.5, 0.5], [9.0, 0.0, 0.0, 9.0]]])
+    outputs = SimpleNamespace(contributions={"spatial": spatial, "semantic": semantic},
+                              predicate_logits=spatial + semantic, pair_mask=torch.tensor([[True, False]]))
+    summary = ContributionSummary()
+    summary.add(outputs)
+    out = summary.summary()
+    # fused foreground logits (3, 4.5, 1.5): p1 chosen. spatial: 4 - mean(1, 4, 1) = 2; semantic: 0.5 - 1 = -0.5
+    assert out["contribution_mean_abs_spatial"] == pytest.approx(2.0)
+    assert out["contribution_mean_abs_semantic"] == pytest.approx(0.5)
+    assert out["contribution_share_spatial"] == pytest.approx(0.8) and out["contribution_share_visual"] == 0
