@@ -93,14 +93,17 @@ def frequency_table_of(data, config) -> torch.Tensor:
 
 
 def _entity_label_and_score(logits: torch.Tensor, slots: torch.Tensor, entities: torch.Tensor, count: int):
-    """Per pair: the class and softmax probability of its subject (or object) entity. The per-pair logits repeat
-    their entity's, so each entity's are read once (at its first pair) instead of a softmax over every pair."""
+    """Per pair: the class and score of its subject (or object) entity. The model's `subject_logits` /
+    `object_logits` are already class log-probabilities: the detector's softmax over background + classes with the
+    background column dropped (sgcls / sgdet; in predcls 0 at the given label), so the score is `exp` of the best one,
+    as the reference scores an entity, not a softmax renormalised over the classes without background. The per-pair
+    rows repeat their entity's, so each entity's are read once (at its first pair)."""
     first = torch.full((count,), len(entities), dtype=torch.long, device=entities.device)
     first = first.scatter_reduce(0, entities, torch.arange(len(entities), device=entities.device), "amin")
     present = first < len(entities)
     entity_logits = logits[slots[first[present]]].detach().float()
     best, label = entity_logits.max(-1)
-    score = (best - entity_logits.logsumexp(-1)).exp()
+    score = best.exp()
     by_entity = torch.zeros(count, dtype=torch.long, device=entities.device)
     by_entity[present] = torch.arange(int(present.sum()), device=entities.device)
     return label[by_entity[entities]], score[by_entity[entities]]
