@@ -15,9 +15,11 @@ from .text_data import split_off_eval
 
 TOP_K = (1, 5)
 EVAL_SPLIT = Option("--eval-split", dict(default=None, metavar="SPLIT",
-                                         help="image classification: the split to evaluate on during training "
-                                              "(default: the folder's validation split; with none, a --eval-fraction "
-                                              "share of a single-split folder, else no evaluation)"))
+                                         help="the split of --data to evaluate on during training (default, when "
+                                              "--eval-fraction > 0: the task's held-out split; image folders: "
+                                              "'validation', with none a --eval-fraction share of a single-split "
+                                              "folder; relationship data: the first of val, validation, test "
+                                              "that exists; else no evaluation)"))
 
 
 class TopKMetric(EvalMetric):
