@@ -50,7 +50,10 @@ SPEC = FamilySpec(
                                                           "its keys)")),
                            Option("--num-labels", dict(default=None, type=int,
                                                        help="seg-relax: classes of a trunk-only checkpoint's new head "
-                                                            "(default: the classifier's, else CamVid's 11)")))),),
+                                                            "(default: the classifier's, else CamVid's 11)")),
+                           Option("--output-stride", dict(default=None, type=int, choices=[8, 16],
+                                                          help="seg-relax: output stride of a ResNet trunk (default "
+                                                               "8, the reference's)")))),),
     processor=DeepLabV3PlusImageProcessor.for_config,
     register=_register_processor,
     card=CardFacts(

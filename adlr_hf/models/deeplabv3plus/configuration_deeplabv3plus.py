@@ -12,9 +12,13 @@ BACKBONES = {
 }
 # WideResNet-A2 channels of mod2..mod7 at base_width 64 (a 2-tuple: two 3×3 convs; a 3-tuple: 1×1, 3×3, 1×1)
 WIDER_RESNET_CHANNELS = ((128, 128), (256, 256), (512, 512), (512, 1024), (512, 1024, 2048), (1024, 2048, 4096))
-# CamVid's 11 classes (ignore = 255 here; the reference's CamVid loader uses 11)
-CAMVID_CLASSES = ("sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian",
-                  "bicyclist")
+# CamVid's 11 classes as SegNet names them (stored 11 = unlabelled maps to ignore_index 255)
+CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
+                  "Bicyclist")
+# Cityscapes' 19 evaluated classes (trainIds 0..18)
+CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+                      "bicycle")
 
 
 class DeepLabV3PlusConfig(PretrainedConfig):
@@ -162,4 +166,4 @@ class DeepLabV3PlusConfig(PretrainedConfig):
                                  f"plan splits those channels; choose a tp_size that divides it")
 
 
-__all__ = ["BACKBONES", "CAMVID_CLASSES", "DeepLabV3PlusConfig", "WIDER_RESNET_CHANNELS"]
+__all__ = ["BACKBONES", "CAMVID_CLASSES", "CITYSCAPES_CLASSES", "DeepLabV3PlusConfig", "WIDER_RESNET_CHANNELS"]
