@@ -10,6 +10,7 @@ from .causal_lm import CausalLMTask
 from .char_lm import CharLMTask
 from .image_classification import ImageClassificationTask
 from .next_frame import NextFrameTask
+from .semantic_segmentation import SemanticSegmentationTask
 from .video_interpolation import VideoInterpolationTask
 
 _TASKS: dict[str, Task] = {}
@@ -96,11 +97,11 @@ def all_evaluations() -> list[str]:
 
 
 for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask(),
-              NextFrameTask(), VideoInterpolationTask()):
+              NextFrameTask(), VideoInterpolationTask(), SemanticSegmentationTask()):
     register_task(_task)
 
 __all__ = [
     "BertPretrainingTask", "CausalLMTask", "CharLMTask", "EvalMetric", "Evaluation", "ImageClassificationTask",
-    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "Task", "TaskRun", "all_evaluations", "all_tasks",
-    "find_evaluation", "get_task", "register_task", "task_for_model", "task_for_training", "tasks_for",
+    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "SemanticSegmentationTask", "Task", "TaskRun",
+    "all_evaluations", "all_tasks", "find_evaluation", "get_task", "register_task", "task_for_model", "task_for_training", "tasks_for",
 ]
