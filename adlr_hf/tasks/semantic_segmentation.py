@@ -182,8 +182,20 @@ class SemanticSegmentationTask(Task):
     )
 
     def check_args(self, args, config) -> None:
+        """The options, the layout of --data and every training label map (values, size), before any output."""
         from ..data.segmentation.layouts import find_pairs
 
+        self._check_options(args, config)
+        pairs = find_pairs(args.data[0], args.dataset, "train", args.kitti_cv)
+        if args.on_bad_sample == "error":  # every label map is valid and fits its image, or the first bad one is named
+            from ..data.segmentation import check_pairs
+
+            check_pairs(pairs.images, pairs.labels, pairs.lookup)
+        elif args.on_bad_sample == "skip":
+            raise ValueError("semantic segmentation cannot skip bad samples: a wrong label map is a data error; fix "
+                             "the file named by --on-bad-sample error (the default)")
+
+    def _check_options(self, args, config) -> None:
         if not args.data or len(args.data) != 1:
             raise ValueError("semantic segmentation needs --data <one dataset root> and --dataset "
                              "{cityscapes,camvid,kitti,folder}")
@@ -205,7 +217,6 @@ class SemanticSegmentationTask(Task):
         if getattr(config, "ignore_index", 255) != 255:
             raise ValueError(f"the model's ignore_index is {config.ignore_index}; the segmentation data marks "
                              "ignored pixels 255: use --set ignore_index=255")
-        find_pairs(args.data[0], args.dataset, "train", args.kitti_cv)  # the layout is there, before any output
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         from ..data.segmentation import (
@@ -220,7 +231,7 @@ class SemanticSegmentationTask(Task):
         from ..parallel.state import get_parallel_state
         from ..registry import family_for
 
-        self.check_args(args, config)
+        self._check_options(args, config)  # check_args ran before (validate); the label scan is not repeated
         root = Path(args.data[0])
         train_pairs = find_pairs(root, args.dataset, "train", args.kitti_cv)
         own_train = len(train_pairs)

@@ -13,11 +13,11 @@ from .layouts import (
     find_pairs,
     has_split,
 )
-from .reading import read_label, read_pair
+from .reading import check_pairs, read_label, read_pair
 from .transforms import JointTransform, sample_generator
 
 __all__ = [
     "CAMVID_CLASSES", "CITYSCAPES_CLASSES", "CITYSCAPES_TRAIN_IDS", "ClassUniformPlan", "DATASETS", "IGNORE_INDEX",
     "JointTransform", "Relaxation", "SegmentationDataset", "SegmentationPairs", "class_centroids", "find_pairs",
-    "has_split", "read_label", "read_pair", "sample_generator", "segmentation_collate",
+    "has_split", "check_pairs", "read_label", "read_pair", "sample_generator", "segmentation_collate",
 ]

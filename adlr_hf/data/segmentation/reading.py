@@ -48,3 +48,16 @@ def _ranges(values: list[int]) -> str:
             parts.append(f"{start}" if start == v else f"{start}-{v}")
             start = None
     return ", ".join(parts)
+
+
+def check_pairs(images, labels, lookup: np.ndarray) -> None:
+    """Every label map decodes to valid class ids and matches its image's size (read from the image header), or the
+    first one that does not is named (`read_label`'s and `read_pair`'s errors)."""
+    for image_path, label_path in zip(images, labels):
+        with Image.open(image_path) as image:
+            width, height = image.size
+        label = read_label(label_path, lookup)
+        if (height, width) != tuple(label.shape):
+            raise ValueError(f"image {image_path} is {width}x{height} but its label map {label_path} is "
+                             f"{label.shape[1]}x{label.shape[0]} (WxH); a label map must match its image pixel for "
+                             "pixel")

@@ -1,0 +1,124 @@
+"""The semantic-segmentation task through the one training loop on real CamVid images (a small tree cut from
+../shared/data/camvid): the poly schedule and SGD defaults, the training-time mIoU against the metric module, bad
+input named before any output, `adlr-hf train` + `adlr-hf evaluate` (multi-scale, flip) into the card's model-index,
+and DeepSpeed and Accelerate runs with relaxation, class-uniform sampling and rlx_off_epoch that resume exactly."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from dist_utils import run_ranks
+from models.deeplabv3plus.seg_train_utils import seg_flags, write_small_camvid
+from models.video_utils import cli_train
+from training.resume_utils import assert_same_run, run_then_resume
+
+
+@pytest.fixture(scope="module")
+def camvid(tmp_path_factory):
+    return write_small_camvid(tmp_path_factory.mktemp("camvid"))
+
+
+def test_poly_schedule_is_the_task_default():
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.schedule import lr_lambda
+
+    assert get_task("semantic-segmentation").lr_schedule == "poly"
+    factor = lr_lambda("poly", total_steps=10, warmup_steps=0, lr=1.0, min_lr=0.0, power=0.9)
+    assert [factor(s) for s in (0, 5, 10)] == pytest.approx([1.0, 0.5 ** 0.9, 0.0])
+    linear = lr_lambda("linear", 10, 0, 1.0, 0.0)
+    assert [lr_lambda("poly", 10, 0, 1.0, 0.0)(s) for s in range(11)] == [linear(s) for s in range(11)]
+
+
+def test_training_metric_equals_the_metric_module():
+    from adlr_hf.metrics.mean_iou import MeanIoU
+    from adlr_hf.tasks.semantic_segmentation import SegmentationMetric
+
+    torch.manual_seed(0)
+    metric = SegmentationMetric(num_labels=4)
+    preds, refs = [], []
+    for _ in range(3):
+        logits = torch.randn(2, 4, 5, 6)
+        labels = torch.randint(0, 4, (2, 5, 6))
+        labels[:, 0] = 255
+        metric.add_batch(SimpleNamespace(logits=logits), {"labels": labels})
+        preds += list(logits.argmax(1).numpy())
+        refs += list(labels.numpy())
+    expected = MeanIoU().compute(predictions=preds, references=refs, num_labels=4, ignore_index=255)
+    out = metric.compute()
+    assert out["mean_iou"] == pytest.approx(expected["mean_iou"])
+    assert out["pixel_accuracy"] == pytest.approx(expected["overall_accuracy"])
+
+
+def test_bad_input_is_named_before_any_output(camvid, tmp_path, capsys):
+    import re
+
+    from adlr_hf.cli import main as cli
+
+    def fails(argv, pattern):
+        assert cli(["train", *argv]) == 2
+        assert re.search(pattern, capsys.readouterr().err), pattern
+
+    out = tmp_path / "run"
+    fails([a for a in seg_flags(camvid, out) if a not in ("--dataset", "camvid")], "needs --dataset")
+    fails(seg_flags(camvid, out, rlx_off_epoch=3), "add --relax-boundary")
+    bad = tmp_path / "bad"
+    write_small_camvid(bad, train=2, val=1)
+    label = bad / "trainannot" / sorted(p.name for p in (bad / "trainannot").iterdir())[1]
+    array = np.asarray(Image.open(label)).copy()
+    array[0, 0] = 17
+    Image.fromarray(array).save(label)
+    fails(seg_flags(bad, out), rf"{label}.*values \[17\]")
+    array[0, 0] = 0
+    Image.fromarray(array[:-1]).save(label)
+    fails(seg_flags(bad, out), r"is 120x90 but its label map .* is 120x89")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_multiscale_into_the_card(camvid, tmp_path):
+    from transformers import AutoModelForSemanticSegmentation
+
+    from adlr_hf.cli import main as cli
+
+    run = tmp_path / "run"
+    run_ranks(cli_train, seg_flags(camvid, run, steps=4, relax_boundary=True), world_size=1)
+    info = json.loads((run / "run_info.json").read_text())
+    assert (info["unit"], info["images"], info["crop_size"], info["relax_boundary"]) == ("images", 8, [48, 48], True)
+    assert info["train_images"] == 8 and info["held_out_images"] == 4 and 0 <= info["eval_mean_iou"] <= 1
+    lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()
+           if json.loads(line)["split"] == "train"]
+    assert lrs == pytest.approx([1e-2 * (1 - s / 4) for s in range(1, 5)])  # poly (exponent 1) after each step
+    model = AutoModelForSemanticSegmentation.from_pretrained(run / "model")
+    assert model.config.id2label[0] == "Sky" and model.config.num_labels == 11
+    assert cli(["evaluate", str(run / "model"), "--task", "semantic-segmentation", "--data", str(camvid),
+                "--dataset", "camvid", "--split", "val", "--scales", "0.5,1.0", "--eval-flip", "--update-card",
+                "--json", str(tmp_path / "eval.json")]) == 0
+    record = json.loads((tmp_path / "eval.json").read_text())
+    values = record["metrics"]
+    assert values["num_images"] == 4 and record["settings"]["scales"] == [0.5, 1.0] and record["settings"]["flip"]
+    ious = [v for v in record["per_class_iou"].values() if v is not None]
+    assert values["mean_iou"] == pytest.approx(sum(ious) / len(ious))
+    card = (run / "model" / "README.md").read_text()
+    index = yaml.safe_load(card.split("---")[1])["model-index"][0]["results"][0]
+    shown = {m["type"]: m["value"] for m in index["metrics"]}
+    assert shown["mean_iou"] == pytest.approx(values["mean_iou"]) and index["task"]["type"] == "image-segmentation"
+
+
+@pytest.mark.slow
+def test_deepspeed_and_accelerate_resume_exactly(camvid, tmp_path):
+    """8 training images in batches of 2 over DP=2: 2 steps an epoch, so the resumed run (from step 2) replays
+    epoch 1's class-uniform plan and crops and epoch 2's reduced-border relaxation target (rlx_off_epoch 1)."""
+    extra = dict(relax_boundary=True, class_uniform=0.5, rlx_off_epoch=1, save_every=2)
+    ds, acc = tmp_path / "ds", tmp_path / "acc"
+    run_ranks(run_then_resume, [(seg_flags(camvid, ds, steps=6, engine="deepspeed", **extra), 2),
+                                (seg_flags(camvid, acc, steps=6, engine="accelerate", **extra), 2)])
+    for run, engine in ((ds, "deepspeed"), (acc, "accelerate")):
+        assert_same_run(run, run.with_name(run.name + "-resumed"))
+        info = json.loads((run / "run_info.json").read_text())
+        assert (info["dp"], info["engine"], info["class_uniform"]) == (2, engine, 0.5)
+        assert info["eval_mean_iou"] >= 0
