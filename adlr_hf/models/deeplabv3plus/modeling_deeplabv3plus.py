@@ -16,11 +16,14 @@ Deviations from the reference, on purpose:
 - torchvision dilates the first block of a dilated stage by the previous stage's rate (1, then 2) where the
   reference dilates every block of `layer3` by 2 and of `layer4` by 4, so a reference ResNet checkpoint loads with
   the same weights but slightly different receptive fields in two blocks;
+- the classifier keeps PyTorch's default initialisation (see `_init_weights`);
 - batch norms are `nn.BatchNorm2d`, made `nn.SyncBatchNorm` when the model is built inside a NCCL (GPU) process group
   (the reference uses apex's SyncBN); built on CPU or in a gloo group they stay `nn.BatchNorm2d`.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.distributed as dist
@@ -103,8 +106,13 @@ class DeepLabV3PlusPreTrainedModel(AdlrPreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """The reference's `initialize_weights`: Kaiming-normal (fan-in) convolutions, zero biases, BN 1/0."""
-        if isinstance(module, nn.Conv2d):
+        """The reference's `initialize_weights`: Kaiming-normal (fan-in) convolutions, zero biases, BN 1/0; except
+        the 1×1 classifier, which keeps PyTorch's default (Kaiming-uniform, a=√5, as torchvision's segmentation
+        heads): with untrained batch-norm statistics the reference's init gives logits of std ~4 and a first loss
+        near 7 instead of ~ln(C)."""
+        if getattr(module, "_is_classifier", False):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+        elif isinstance(module, nn.Conv2d):
             init.kaiming_normal_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -136,9 +144,9 @@ class DeepLabV3PlusModel(DeepLabV3PlusPreTrainedModel):
             nn.SyncBatchNorm.convert_sync_batchnorm(self)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
-                return_dict: bool | None = None, **kwargs):
-        _, output_hidden_states, return_dict = self.output_options(None, output_hidden_states, return_dict)
+    def forward(self, pixel_values: torch.Tensor, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs):
+        _, output_hidden_states, return_dict = self.output_options(output_attentions, output_hidden_states, return_dict)
         if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; expected (batch, "
                              f"{self.config.num_channels}, height, width)")
@@ -164,11 +172,13 @@ class DeepLabV3PlusForSemanticSegmentation(DeepLabV3PlusPreTrainedModel):
         super().__init__(config)
         self.model = DeepLabV3PlusModel(config)
         self.classifier = nn.Conv2d(config.decoder_channels, config.num_labels, 1, bias=False)
+        self.classifier._is_classifier = True
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, return_dict: bool | None = None, **kwargs):
-        _, output_hidden_states, return_dict = self.output_options(None, output_hidden_states, return_dict)
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, **kwargs):
+        _, output_hidden_states, return_dict = self.output_options(output_attentions, output_hidden_states, return_dict)
         outputs = self.model(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = upsample(self.classifier(outputs.last_hidden_state), pixel_values.shape[2:])
         loss = None if labels is None else self.segmentation_loss(logits, labels.to(logits.device))
