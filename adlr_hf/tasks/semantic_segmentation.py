@@ -141,24 +141,31 @@ def _scales(text: str) -> tuple[float, ...]:
 
 
 def propagated_pairs(root: Path, base, max_skip: int):
-    """The pairs of `root/propagated/` (images/ + labels/, stems ending in `_<offset>`) with 1 <= |offset| <=
-    max_skip, with the class names and lookup of `base` (the dataset's own pairs)."""
-    from ..data.segmentation.layouts import folder_pairs
+    """`base` (the dataset's own training pairs) joined with the pairs of `root/propagated/` (the folder layout:
+    images/ + labels/ holding class ids, 255 = ignore; file stems ending in `_<offset>`) whose offset is within
+    1 <= |offset| <= max_skip."""
+    from ..data.segmentation.layouts import SegmentationPairs, identity_lookup
 
     folder = root / PROPAGATED_DIR
-    if not (folder / "images").is_dir():
+    if not (folder / "images").is_dir() or not (folder / "labels").is_dir():
         raise FileNotFoundError(f"--max-skip {max_skip} reads propagated pairs from {folder}/images and "
                                 f"{folder}/labels, which do not exist; write them with `adlr-hf propagate ... --out "
                                 f"{folder}` or drop --max-skip")
-    pairs = folder_pairs(folder, "train")
-    keep = []
-    for image, label in zip(pairs.images, pairs.labels):
-        match = re.search(r"_([+-]?\d+)$", Path(image).stem)
+    images, labels = [], []
+    for image in sorted(p for p in (folder / "images").iterdir() if not p.name.startswith(".")):
+        match = re.search(r"_([+-]?\d+)$", image.stem)
         if match and 1 <= abs(int(match.group(1))) <= max_skip:
-            keep.append((image, label))
-    if not keep:
-        raise ValueError(f"{folder} holds no pairs with offsets within ±{max_skip} (file stems ending in _<offset>)")
-    return base.with_pairs(base.images + tuple(i for i, _ in keep), base.labels + tuple(lb for _, lb in keep))
+            label = folder / "labels" / f"{image.stem}.png"
+            if not label.is_file():
+                raise FileNotFoundError(f"propagated image {image} has no label map {label}")
+            images.append(str(image))
+            labels.append(str(label))
+    if not images:
+        raise ValueError(f"{folder}/images holds no pairs with offsets within ±{max_skip} (file stems ending in "
+                         "_<offset>, e.g. frame_000019_+1.png)")
+    extra = SegmentationPairs("propagated", "train", tuple(images), tuple(labels), base.class_names,
+                              identity_lookup(base.num_classes))
+    return base.joined(extra)
 
 
 class SemanticSegmentationTask(Task):
@@ -187,10 +194,12 @@ class SemanticSegmentationTask(Task):
 
         self._check_options(args, config)
         pairs = find_pairs(args.data[0], args.dataset, "train", args.kitti_cv)
+        if args.max_skip:
+            pairs = propagated_pairs(Path(args.data[0]), pairs, args.max_skip)
         if args.on_bad_sample == "error":  # every label map is valid and fits its image, or the first bad one is named
             from ..data.segmentation import check_pairs
 
-            check_pairs(pairs.images, pairs.labels, pairs.lookup)
+            check_pairs(pairs)
         elif args.on_bad_sample == "skip":
             raise ValueError("semantic segmentation cannot skip bad samples: a wrong label map is a data error; fix "
                              "the file named by --on-bad-sample error (the default)")

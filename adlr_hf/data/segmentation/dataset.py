@@ -54,7 +54,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         source, centroid = self.item_source(int(index))
-        image, label = read_pair(self.pairs.images[source], self.pairs.labels[source], self.pairs.lookup)
+        pairs = self.pairs
+        image, label = read_pair(pairs.images[source], pairs.labels[source], pairs.lookup_for(source))
         if self.transform is not None:
             image, label = self.transform(image, label, sample_generator(self.seed, self.epoch, index), centroid)
         pixel_values = (image.float() / 255 - self.mean) / self.std
@@ -67,8 +68,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def labels(self):
         """Every label map of the split, as class ids (for class-uniform centroids)."""
-        for path in self.pairs.labels:
-            yield read_label(path, self.pairs.lookup)
+        for index, path in enumerate(self.pairs.labels):
+            yield read_label(path, self.pairs.lookup_for(index))
 
 
 def segmentation_collate(examples: list[dict]) -> dict[str, torch.Tensor]:

@@ -47,17 +47,27 @@ class SegmentationPairs:
     labels: tuple[str, ...]
     class_names: tuple[str, ...]
     lookup: np.ndarray  # (256,) int16: stored value -> class id, IGNORE_INDEX, or -1 (invalid)
+    item_lookups: tuple | None = None  # per item, when joined pairs store labels differently (`joined`)
 
     def __len__(self) -> int:
         return len(self.images)
 
+    def lookup_for(self, index: int) -> np.ndarray:
+        return self.item_lookups[index] if self.item_lookups is not None else self.lookup
+
+    def joined(self, other: "SegmentationPairs") -> "SegmentationPairs":
+        """These pairs followed by `other`'s (same classes; each keeps its own label lookup)."""
+        if other.class_names != self.class_names:
+            raise ValueError(f"cannot join {other.dataset} pairs with classes {other.class_names[:5]}... to "
+                             f"{self.dataset} pairs with classes {self.class_names[:5]}...")
+        lookups = tuple(self.lookup_for(i) for i in range(len(self))) + \
+            tuple(other.lookup_for(i) for i in range(len(other)))
+        return SegmentationPairs(self.dataset, self.split, self.images + other.images, self.labels + other.labels,
+                                 self.class_names, self.lookup, lookups)
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def with_pairs(self, images, labels, split: str | None = None) -> "SegmentationPairs":
-        return SegmentationPairs(self.dataset, split or self.split, tuple(images), tuple(labels), self.class_names,
-                                 self.lookup)
 
 
 def identity_lookup(num_classes: int) -> np.ndarray:

@@ -50,10 +50,11 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(parts)
 
 
-def check_pairs(images, labels, lookup: np.ndarray) -> None:
-    """Every label map decodes to valid class ids and matches its image's size (read from the image header), or the
-    first one that does not is named (`read_label`'s and `read_pair`'s errors)."""
-    for image_path, label_path in zip(images, labels):
+def check_pairs(pairs) -> None:
+    """Every label map of `pairs` decodes to valid class ids and matches its image's size (read from the image
+    header), or the first one that does not is named (`read_label`'s and `read_pair`'s errors)."""
+    for index, (image_path, label_path) in enumerate(zip(pairs.images, pairs.labels)):
+        lookup = pairs.lookup_for(index)
         with Image.open(image_path) as image:
             width, height = image.size
         label = read_label(label_path, lookup)

@@ -4,6 +4,7 @@ input named before any output, `adlr-hf train` + `adlr-hf evaluate` (multi-scale
 and DeepSpeed and Accelerate runs with relaxation, class-uniform sampling and rlx_off_epoch that resume exactly."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -77,6 +78,47 @@ def test_bad_input_is_named_before_any_output(camvid, tmp_path, capsys):
     Image.fromarray(array[:-1]).save(label)
     fails(seg_flags(bad, out), r"is 120x90 but its label map .* is 120x89")
     assert not out.exists()
+
+
+def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
+    """Propagated pairs (the folder layout, class ids with 255 = ignore, stems ending in _<offset>) within ±K join
+    the training set; class-uniform centroids cover them; their labels are read as class ids, not CamVid's ids."""
+    import shutil
+
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.args import build_parser
+
+    data = tmp_path / "camvid"
+    shutil.copytree(camvid, data)
+    names = sorted(p.name for p in (data / "train").iterdir())[:2]
+    for name in names:
+        stem = Path(name).stem
+        for offset in ("-2", "-1", "+1", "+2"):
+            shutil.copy(data / "train" / name, write_dir(data / "propagated/images") / f"{stem}_{offset}.png")
+            label = np.asarray(Image.open(data / "trainannot" / name)).copy()
+            label[label == 11] = 255  # the folder layout stores class ids
+            Image.fromarray(label).save(write_dir(data / "propagated/labels") / f"{stem}_{offset}.png")
+    args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=1, class_uniform=0.5))
+    task, config = get_task("semantic-segmentation"), get_config("deeplabv3plus-tiny")
+    task.check_args(args, config)
+    run = task.build(args, config, None, tmp_path / "run", True)
+    assert len(run.train) == 8 + 4 and run.extra_info["propagated_images"] == 4
+    assert sorted(Path(p).stem for p in run.train.pairs.images[8:]) == sorted(
+        f"{Path(n).stem}_{o}" for n in names for o in ("-1", "+1"))
+    pairs = run.train.pairs
+    assert pairs.lookup_for(0)[11] == 255 and pairs.lookup_for(8)[11] == -1 and pairs.lookup_for(8)[255] == 255
+    augmented = {i for points in run.train.class_uniform.centroids.values() for i, _ in points if i >= 8}
+    assert augmented == {8, 9, 10, 11}
+    args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=3))
+    with pytest.raises(FileNotFoundError, match="propagated"):
+        shutil.rmtree(data / "propagated/labels")
+        task.check_args(args, config)
+
+
+def write_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.mark.slow
