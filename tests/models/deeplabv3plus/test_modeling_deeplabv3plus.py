@@ -152,3 +152,52 @@ def test_batch_norms_stay_batchnorm_without_a_gpu_process_group():
 def test_bad_configs_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DeepLabV3PlusConfig(**kwargs)
+
+
+def _bn_relu(x, seq):
+    bn = seq[0]
+    return F.relu(F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps))
+
+
+def _conv(x, conv):
+    return F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation)
+
+
+def test_wider_resnet_blocks_are_pre_activation_residuals_with_a_projected_shortcut():
+    model = _tiny().eval()
+    g = torch.Generator().manual_seed(3)
+    for module in model.modules():  # non-trivial statistics so that a skipped or misplaced BN shows
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=g) * 0.2)
+            module.running_var.copy_(torch.rand(module.num_features, generator=g) + 0.5)
+            module.weight.data.copy_(torch.rand(module.num_features, generator=g) + 0.5)
+    trunk = model.model.backbone
+    x = torch.randn(2, 4, 8, 8, generator=g)  # mod2's input (base_width 4): two 3×3 convs, 4 -> 8 channels
+    block = trunk.mod2.block1
+    pre = _bn_relu(x, block.bn1)
+    expected = _conv(_bn_relu(_conv(pre, block.convs.conv1), block.convs.bn2), block.convs.conv2) + \
+        _conv(pre, block.proj_conv)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+    x = torch.randn(2, 64, 4, 4, generator=g)  # mod6: 1×1, 3×3 (dilation 4), 1×1 bottleneck, 64 -> 128 channels
+    block = trunk.mod6.block1
+    assert block.convs.conv2.dilation == (4, 4) and trunk.mod5.block1.convs.conv1.dilation == (2, 2)
+    assert trunk.mod4.block1.convs.conv1.stride == (2, 2) and trunk.mod4.block1.proj_conv.stride == (2, 2)
+    pre = _bn_relu(x, block.bn1)
+    inner = _bn_relu(_conv(_bn_relu(_conv(pre, block.convs.conv1), block.convs.bn2), block.convs.conv2),
+                     block.convs.bn3)
+    expected = _conv(inner, block.convs.conv3) + _conv(pre, block.proj_conv)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norms_become_sync_batchnorm_in_a_gpu_process_group(monkeypatch):
+    from adlr_hf.models.deeplabv3plus import modeling_deeplabv3plus
+
+    monkeypatch.setattr(modeling_deeplabv3plus, "default_group_on_gpu", lambda: True)
+    model = _tiny()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(type(m) is nn.SyncBatchNorm for m in norms)
+    names = {k for k in model.state_dict()}  # same checkpoint keys either way
+    monkeypatch.setattr(modeling_deeplabv3plus, "default_group_on_gpu", lambda: False)
+    assert names == set(_tiny().state_dict())
