@@ -155,7 +155,7 @@ def test_train_then_evaluate_multiscale_into_the_card(camvid, tmp_path):
 def test_deepspeed_and_accelerate_resume_exactly(camvid, tmp_path):
     """8 training images in batches of 2 over DP=2: 2 steps an epoch, so the resumed run (from step 2) replays
     epoch 1's class-uniform plan and crops and epoch 2's reduced-border relaxation target (rlx_off_epoch 1)."""
-    extra = dict(relax_boundary=True, class_uniform=0.5, rlx_off_epoch=1, save_every=2)
+    extra = dict(relax_boundary=True, class_uniform=0.5, rlx_off_epoch=1, save_every=2, eval_every=2)
     ds, acc = tmp_path / "ds", tmp_path / "acc"
     run_ranks(run_then_resume, [(seg_flags(camvid, ds, steps=6, engine="deepspeed", **extra), 2),
                                 (seg_flags(camvid, acc, steps=6, engine="accelerate", **extra), 2)])
@@ -164,3 +164,7 @@ def test_deepspeed_and_accelerate_resume_exactly(camvid, tmp_path):
         info = json.loads((run / "run_info.json").read_text())
         assert (info["dp"], info["engine"], info["class_uniform"]) == (2, engine, 0.5)
         assert info["eval_mean_iou"] >= 0
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records if r["split"] == "eval"] == [2, 4, 6]
+        lrs = [r["lr"] for r in records if r["split"] == "train"]
+        assert lrs == pytest.approx([1e-2 * (1 - s / 6) for s in range(1, 7)])  # the task's default: poly
