@@ -97,4 +97,13 @@ def test_a_model_that_is_not_a_reconstruction_model_is_refused_before_any_output
     model = _model(tmp_path / "sdc")
     with pytest.raises(ValueError, match="--steps 3 .* needs 3 on each side"):
         propagate_dataset(model, tmp_path / "data", tmp_path / "out", steps=3)
+    with pytest.raises(ValueError, match="--steps 0 must be an integer >= 1"):
+        propagate_dataset(model, tmp_path / "data", tmp_path / "out", steps=0)
+    with pytest.raises(ValueError, match="--mode 'xp' is not one of"):
+        propagate_dataset(model, tmp_path / "data", tmp_path / "out", mode="xp", steps=1)
+    (tmp_path / "data" / "labels" / f"a_{T:06d}.png").unlink()
+    with pytest.raises(FileNotFoundError, match="every labelled frame needs its label map"):
+        propagate_dataset(model, tmp_path / "data", tmp_path / "out", steps=1)
+    with pytest.raises(FileNotFoundError, match="has no images/ folder; expected images/, labels/ and sequences/"):
+        propagate_dataset(model, tmp_path / "data" / "images", tmp_path / "out", steps=1)
     assert not (tmp_path / "out").exists()
