@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_prop.add_argument("--data", required=True, metavar="DIR",
                         help="images/<stem>.*, labels/<stem>.png and sequences/<stem>/ frames around each labelled "
                              "frame (one named like the image)")
-    p_prop.add_argument("--out", required=True, metavar="DIR", help="output folder: images/ and labels/ "
-                                                                      "(<stem>_fwd<k>, <stem>_bwd<k>), written atomically")
+    p_prop.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder: images/ and labels/ (<stem>_fwd<k>, <stem>_bwd<k>), written atomically")
     p_prop.add_argument("--steps", type=int, default=1, metavar="K", help="propagate K frames each way (default 1)")
     p_prop.add_argument("--mode", default="jp", choices=["jp", "lp"],
                         help="jp: propagated labels with synthesised images (default); lp: with the real frames")

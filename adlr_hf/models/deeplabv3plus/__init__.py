@@ -19,8 +19,8 @@ def _register_processor() -> None:
     from transformers import AutoImageProcessor
 
     # Saved processor configs name transformers' SegformerImageProcessor (loads without adlr_hf or remote code).
-    AutoImageProcessor.register(DeepLabV3PlusConfig, image_processor_classes={"torchvision": DeepLabV3PlusImageProcessor},
-                                exist_ok=True)
+    AutoImageProcessor.register(DeepLabV3PlusConfig,
+                                image_processor_classes={"torchvision": DeepLabV3PlusImageProcessor}, exist_ok=True)
 
 
 SPEC = FamilySpec(

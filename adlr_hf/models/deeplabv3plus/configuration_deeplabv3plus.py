@@ -38,9 +38,9 @@ class DeepLabV3PlusConfig(PretrainedConfig):
     - `image_size`: the processor's (square) resize and a hint for training crops; the model takes any size.
 
     Tensor parallelism (`base_model_tp_plan`): the head's convolutions split their output channels across GPUs and
-    gather them (`conv_colwise_gather`): the four ASPP branches, the image-pooling conv, the 1×1 ASPP projection and the
-    two 3×3 decoder convs. Their batch norms stay whole, so a multi-GPU run may swap them for SyncBatchNorm. The trunk
-    stays replicated.
+    gather them (`conv_colwise_gather`): the four ASPP branches, the image-pooling conv, the 1×1 ASPP projection and
+    the two 3×3 decoder convs. Their batch norms stay whole, so a multi-GPU run may swap them for SyncBatchNorm. The
+    trunk stays replicated.
     """
 
     model_type = "adlr_deeplabv3plus"

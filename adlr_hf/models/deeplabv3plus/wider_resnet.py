@@ -5,8 +5,8 @@ Wu et al.'s "Wider or Deeper", arXiv 1611.10080, as in NVIDIA/semantic-segmentat
 Pre-activation ("identity mapping") residual blocks: BN+ReLU first, then two 3×3 convs (mod2..mod5) or a 1×1, 3×3,
 1×1 bottleneck (mod6, mod7), with a 1×1 projection shortcut of the pre-activated input where the width or stride
 changes. The dilated A2 layout: 3×3 conv `mod1`, max-pool, `mod2` (stride 2, the decoder's skip), max-pool, `mod3`,
-`mod4` (first block strided: output stride 8), `mod5` (dilation 2), `mod6`, `mod7` (dilation 4); Dropout2d before the last
-conv of mod6 (0.3) and mod7 (0.5). Module names follow the reference (`mod2.block1.bn1.0`, `convs.conv1`,
+`mod4` (first block strided: output stride 8), `mod5` (dilation 2), `mod6`, `mod7` (dilation 4); Dropout2d before
+the last conv of mod6 (0.3) and mod7 (0.5). Module names follow the reference (`mod2.block1.bn1.0`, `convs.conv1`,
 `proj_conv`), so its checkpoints map one to one; the ImageNet classifier (`bn_out`, `classifier`) is left out, since
 the segmentation head reads mod7's output directly, as the reference's `DeepWV3Plus` does.
 """
