@@ -309,6 +309,17 @@ class SemanticSegmentationTask(Task):
     def usage_snippet(self, model_id: str) -> str:
         return pipeline_snippet("image-segmentation", model_id, "segment", 'segment("street.png")')
 
+    def systems(self, model, processor, training, measure_inference: bool, runs: int) -> dict:
+        """FLOPs per image and inference images/s at the model's `image_size` (the processor's input size)."""
+        from ..hub.systems import image_systems
+
+        return {"image": image_systems(model, training, measure_inference, runs)}
+
+    def systems_rows(self, systems: dict) -> list[str]:
+        from ..hub.systems import image_card_rows
+
+        return image_card_rows(systems["image"]) if systems.get("image") else []
+
 
 @torch.no_grad()
 def predict_probabilities(model, pixel_values: torch.Tensor, scales=(1.0,), flip: bool = False) -> torch.Tensor:
