@@ -48,8 +48,8 @@ SEGMENTATION_OPTIONS = (
                                                   "--relax-boundary (the reference's Cityscapes list: "
                                                   "5,6,7,11,12,17,18)")),
     Option("--rlx-off-epoch", dict(type=int, default=-1, metavar="EPOCH",
-                                   help="semantic segmentation: after this epoch, window 0 and boundary pixels weighted "
-                                        "x2 (the reference's --rlx_off_epoch; default -1: never)")),
+                                   help="semantic segmentation: after this epoch, window 0 and boundary pixels "
+                                        "weighted x2 (the reference's --rlx_off_epoch; default -1: never)")),
     Option("--class-uniform", dict(type=float, default=0.0, metavar="PCT",
                                    help="semantic segmentation: share of each epoch's crops centred on class centroids "
                                         "(the reference uses 0.5; default 0: off)")),

@@ -1,7 +1,6 @@
 """The mean_iou metric module against an independent confusion-matrix computation (sklearn) on random and
 hand-made maps, through the evaluate module (loaded offline from its folder) and the torch functions."""
 
-from pathlib import Path
 
 import evaluate
 import numpy as np

@@ -2,7 +2,6 @@
 and an image built from it), draws replay per (seed, epoch, index) and change with the epoch, crops around a
 centroid contain it, padding uses the ignore index; the relaxation target follows rlx_off_epoch."""
 
-import numpy as np
 import torch
 
 from adlr_hf.data.segmentation import (
