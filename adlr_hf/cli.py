@@ -165,7 +165,7 @@ def _cmd_propagate(args) -> int:
     from .data.video_propagation import propagate_dataset
 
     out = propagate_dataset(args.sdc_model, args.data, args.out, steps=args.steps, mode=args.mode,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, device=args.device)
     print(f"propagated {args.data} -> {out}")
     return 0
 
@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_prop.add_argument("--steps", type=int, default=1, metavar="K", help="propagate K frames each way (default 1)")
     p_prop.add_argument("--mode", default="jp", choices=["jp", "lp"],
                         help="jp: propagated labels with synthesised images (default); lp: with the real frames")
+    p_prop.add_argument("--device", default=None, help="where the model runs (default: cuda if available, else cpu)")
     p_prop.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p_prop.set_defaults(func=_cmd_propagate)
     from .planning.command import add_plan_arguments, run as run_plan

@@ -136,19 +136,22 @@ def propagate_clip(model, processor, clip: LabelledClip, steps: int, mode: str, 
                          f"{tuple(label.shape)} label); they must match")
     divisor = processor.size_divisor
     padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
-    dtype = next(model.parameters()).dtype
+    parameter = next(model.parameters())
+    as_input = dict(dtype=parameter.dtype, device=parameter.device)
     synthesised, labels = model.propagate_labels(
-        processor.pad_clip(past, *padded)[None].to(dtype),
-        processor.pad_clip(label[None].double(), *padded).round().long(),
-        num_steps=steps, future_frames=processor.pad_clip(future, *padded)[None].to(dtype))
-    images = synthesised[0, :, :, :height, :width] if mode == "jp" else future
+        processor.pad_clip(past, *padded)[None].to(**as_input),
+        processor.pad_clip(label[None].double(), *padded).round().long().to(parameter.device),
+        num_steps=steps, future_frames=processor.pad_clip(future, *padded)[None].to(**as_input))
+    images = synthesised[0, :, :, :height, :width].cpu() if mode == "jp" else future
     images = images.float().round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    labels = labels[0, :, :height, :width].clamp(0, 255).to(torch.uint8).numpy()
+    labels = labels[0, :, :height, :width].clamp(0, 255).to(torch.uint8).cpu().numpy()
     return list(zip(images, labels))
 
 
-def propagate_dataset(model_path, data, out, steps: int, mode: str = "jp", overwrite: bool = False) -> Path:
-    """Write the propagated (image, label) pairs of every labelled frame under `data` to `out`; returns `out`."""
+def propagate_dataset(model_path, data, out, steps: int, mode: str = "jp", overwrite: bool = False,
+                      device: str | None = None) -> Path:
+    """Write the propagated (image, label) pairs of every labelled frame under `data` to `out`; returns `out`.
+    `device`: where the model runs (default: the first GPU if there is one, else the CPU)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"--steps {steps!r} must be an integer >= 1")
     if mode not in MODES:
@@ -158,6 +161,7 @@ def propagate_dataset(model_path, data, out, steps: int, mode: str = "jp", overw
     data = Path(data)
     out = check_out_dir(out, data, overwrite)
     model = load_reconstruction_model(model_path)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     processor = SDCNetVideoProcessor.for_config(model.config)
     clips = find_labelled_clips(data, steps, model.config.sequence_length - 1)
 
