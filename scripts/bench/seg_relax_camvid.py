@@ -16,6 +16,19 @@ size (default 1/2: 240×180; labels with nearest neighbours) to a temporary CamV
 `--crop` pixels. The budget is steps, not seconds; every variant of a seed starts from the same initial weights.
 
     python scripts/bench/seg_relax_camvid.py [--steps 80] [--seeds 0,1,2]
+
+Measured with `--steps 16` (batch 4 = 0.8 epochs of the 80 training images; seeds 0, 1, 2), on 2 CPU cores shared
+with other jobs (load average about 12), in 17.8 minutes:
+
+    variant                          mIoU mean ± std     per seed
+    (a) cross entropy                0.0859 ± 0.0107     0.0981 0.0786 0.0808
+    (b) relaxation                   0.0901 ± 0.0269     0.0898 0.0633 0.1172
+    (c) relaxation + class-uniform   0.1184 ± 0.0238     0.1418 0.0942 0.1193
+
+(c) leads (a) by 0.033, about 1.4 of its seed standard deviations, in every seed; (b) is within the spread of (a).
+At 16 steps the networks have barely left the class prior (pixel accuracy 0.16-0.49), so this says only that the
+relaxed loss and class-uniform crops lift the rare classes' IoU early on (the mean is over classes); it is no
+measure of the paper's converged gains (Cityscapes val +1.14 for class-uniform sampling over 175 epochs).
 """
 
 from __future__ import annotations
