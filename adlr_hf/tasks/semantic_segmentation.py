@@ -189,7 +189,8 @@ class SemanticSegmentationTask(Task):
     )
 
     def check_args(self, args, config) -> None:
-        """The options, the layout of --data and every training label map (values, size), before any output."""
+        """The options, the layout of --data and every training and validation label map (values, size), before any
+        output."""
         from ..data.segmentation.layouts import find_pairs
 
         self._check_options(args, config)
@@ -197,9 +198,11 @@ class SemanticSegmentationTask(Task):
         if args.max_skip:
             pairs = propagated_pairs(Path(args.data[0]), pairs, args.max_skip)
         if args.on_bad_sample == "error":  # every label map is valid and fits its image, or the first bad one is named
-            from ..data.segmentation import check_pairs
+            from ..data.segmentation import check_pairs, has_split
 
             check_pairs(pairs)
+            if has_split(args.data[0], args.dataset, "val") and args.eval_fraction > 0:
+                check_pairs(find_pairs(args.data[0], args.dataset, "val", args.kitti_cv))
         elif args.on_bad_sample == "skip":
             raise ValueError("semantic segmentation cannot skip bad samples: a wrong label map is a data error; fix "
                              "the file named by --on-bad-sample error (the default)")

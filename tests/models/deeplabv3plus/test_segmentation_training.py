@@ -77,7 +77,35 @@ def test_bad_input_is_named_before_any_output(camvid, tmp_path, capsys):
     array[0, 0] = 0
     Image.fromarray(array[:-1]).save(label)
     fails(seg_flags(bad, out), r"is 120x90 but its label map .* is 120x89")
+    Image.fromarray(array).save(label)
+    val_label = next((bad / "valannot").iterdir())
+    Image.fromarray(np.full((90, 120), 200, np.uint8)).save(val_label)
+    fails(seg_flags(bad, out), rf"{val_label}.*values \[200\]")  # validation maps are checked too
     assert not out.exists()
+
+
+def test_multiscale_flip_evaluation_averages_softmax_outputs():
+    """A stand-in model whose logits mark the left half of any input as class 1 (else 0): with flip the two halves
+    average to 0.5 each; at scale 0.5 the output is resized back to the input size."""
+    from adlr_hf.tasks.semantic_segmentation import predict_probabilities
+
+    class LeftHalf(torch.nn.Module):
+        def forward(self, pixel_values):
+            n, _, h, w = pixel_values.shape
+            logits = torch.zeros(n, 2, h, w)
+            logits[:, 1, :, : w // 2] = 30.0
+            logits[:, 0, :, w // 2:] = 30.0
+            return SimpleNamespace(logits=logits)
+
+    x = torch.zeros(1, 3, 8, 12)
+    plain = predict_probabilities(LeftHalf(), x)
+    assert plain.shape == (1, 2, 8, 12) and plain[0, 1, :, :6].min() > 0.99 and plain[0, 1, :, 6:].max() < 0.01
+    flipped = predict_probabilities(LeftHalf(), x, flip=True)
+    torch.testing.assert_close(flipped, torch.full_like(flipped, 0.5), atol=1e-6, rtol=0)
+    multi = predict_probabilities(LeftHalf(), x, scales=(0.5, 1.0))
+    assert multi.shape == (1, 2, 8, 12)
+    torch.testing.assert_close(multi.sum(1), torch.ones(1, 8, 12))
+    assert multi[0, 1, :, :5].min() > 0.99 and multi[0, 1, :, 7:].max() < 0.01
 
 
 def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
