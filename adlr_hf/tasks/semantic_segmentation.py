@@ -346,24 +346,35 @@ def predict_probabilities(model, pixel_values: torch.Tensor, scales=(1.0,), flip
     return total / (len(scales) * (2 if flip else 1))
 
 
-def evaluate_segmentation(model, dataset, scales=(1.0,), flip: bool = False, batch_size: int = 1) -> dict:
+def evaluate_segmentation(model, dataset, scales=(1.0,), flip: bool = False, batch_size: int = 1) -> tuple:
     """(metrics, per-class IoU): mean IoU, accuracies and the image count of `model` on a `SegmentationDataset` of
-    whole images, and {class name: IoU or None}."""
+    whole images, and {class name: IoU or None}. Under a launcher the images are dealt round-robin over the
+    data-parallel ranks (TP ranks of a replica read the same ones) and the confusion matrices summed, so every rank
+    returns the same result."""
     from ..data.segmentation import segmentation_collate
     from ..metrics.mean_iou.mean_iou import confusion_matrix, scores_from_confusion
+    from ..parallel.state import get_parallel_state
 
+    state = get_parallel_state()
+    dp_rank, dp_size = (state.dp_rank, state.dp_size) if state is not None else (0, 1)
+    mine = list(range(dp_rank, len(dataset), dp_size))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     num_labels = int(model.config.num_labels)
     matrix = torch.zeros(num_labels, num_labels, dtype=torch.int64)
     try:
-        for start in range(0, len(dataset), batch_size):
-            batch = segmentation_collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
+        for start in range(0, len(mine), batch_size):
+            batch = segmentation_collate([dataset[i] for i in mine[start: start + batch_size]])
             probs = predict_probabilities(model, batch["pixel_values"].to(device), scales, flip)
             matrix += confusion_matrix(probs.argmax(1).cpu(), batch["labels"], num_labels, 255)
     finally:
         model.train(was_training)
+    if dp_size > 1:
+        on = device if dist.get_backend(state.dp_group) == "nccl" else torch.device("cpu")
+        summed = matrix.to(on)
+        dist.all_reduce(summed, group=state.dp_group)
+        matrix = summed.cpu()
     scores = scores_from_confusion(matrix)
     names = getattr(model.config, "id2label", {}) or {}
     per_class = {str(names.get(i, i)): (None if v != v else float(v)) for i, v in

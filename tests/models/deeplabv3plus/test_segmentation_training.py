@@ -108,6 +108,38 @@ def test_multiscale_flip_evaluation_averages_softmax_outputs():
     assert multi[0, 1, :, :5].min() > 0.99 and multi[0, 1, :, 7:].max() < 0.01
 
 
+def _evaluate_dp(rank, data, expected):
+    import adlr_hf  # noqa: F401
+    from transformers import AutoModelForSemanticSegmentation
+
+    from adlr_hf.data.segmentation import SegmentationDataset, find_pairs
+    from adlr_hf.parallel import init_parallel
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks.semantic_segmentation import evaluate_segmentation
+
+    init_parallel(1)
+    torch.manual_seed(0)
+    model = AutoModelForSemanticSegmentation.from_config(get_config("deeplabv3plus-tiny"))
+    metrics, per_class = evaluate_segmentation(model, SegmentationDataset(find_pairs(data, "camvid", "val")),
+                                               batch_size=1)
+    assert metrics == pytest.approx(expected[0]) and per_class == pytest.approx(expected[1])
+
+
+@pytest.mark.slow
+def test_evaluation_over_two_data_parallel_ranks_equals_one_process(camvid):
+    from transformers import AutoModelForSemanticSegmentation
+
+    from adlr_hf.data.segmentation import SegmentationDataset, find_pairs
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks.semantic_segmentation import evaluate_segmentation
+
+    torch.manual_seed(0)
+    model = AutoModelForSemanticSegmentation.from_config(get_config("deeplabv3plus-tiny"))
+    expected = evaluate_segmentation(model, SegmentationDataset(find_pairs(camvid, "camvid", "val")), batch_size=3)
+    assert expected[0]["num_images"] == 4
+    run_ranks(_evaluate_dp, camvid, expected)
+
+
 def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
     """Propagated pairs (the folder layout, class ids with 255 = ignore, stems ending in _<offset>) within ±K join
     the training set; class-uniform centroids cover them; their labels are read as class ids, not CamVid's ids."""
