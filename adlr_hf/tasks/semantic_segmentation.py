@@ -12,8 +12,8 @@ relaxation target, and returns `loss` and `logits` (N, C, H, W) at the input siz
 
 Data (`--data ROOT --dataset {cityscapes,camvid,kitti,folder}`, layouts in `adlr_hf.data.segmentation.layouts`):
 training on the `train` split, evaluation during training on `val` when the folder has one. `--max-skip K` adds the
-propagated pairs of `ROOT/propagated/` (the folder layout `images/` + `labels/` that `adlr-hf propagate` writes,
-file stems ending in `_<offset>` with offset in ±1..±K; only |offset| <= K are used).
+propagated pairs of `--propagated DIR` (default `ROOT/propagated/`): the `images/` + `labels/` folders that
+`adlr-hf propagate` writes, stems ending in `_fwd<k>` / `_bwd<k>` (or `_+k` / `_-k`), of which k <= K are used.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ SEGMENTATION_OPTIONS = (
     Option("--max-skip", dict(type=int, default=0, metavar="K",
                               help="semantic segmentation: also train on the propagated pairs ±1..K of "
                                    f"--data/{PROPAGATED_DIR}/ (default 0: none)")),
+    Option("--propagated", dict(default=None, metavar="DIR",
+                                help="semantic segmentation: the `adlr-hf propagate --out` folder --max-skip reads "
+                                     f"(default --data/{PROPAGATED_DIR})")),
     Option("--kitti-cv", dict(type=int, default=0, choices=(0, 1, 2),
                               help="semantic segmentation, KITTI: which 90/10 split (default 0)")),
 )
@@ -140,32 +143,45 @@ def _scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def propagated_pairs(root: Path, base, max_skip: int):
-    """`base` (the dataset's own training pairs) joined with the pairs of `root/propagated/` (the folder layout:
-    images/ + labels/ holding class ids, 255 = ignore; file stems ending in `_<offset>`) whose offset is within
-    1 <= |offset| <= max_skip."""
+def propagation_offset(stem: str) -> int | None:
+    """The frame offset a propagated file's stem ends in: `_fwd<k>` -> +k, `_bwd<k>` -> -k (what `adlr-hf
+    propagate` writes), or `_+k` / `_-k`; None otherwise."""
+    match = re.search(r"_(fwd|bwd)(\d+)$", stem)
+    if match:
+        return int(match.group(2)) * (1 if match.group(1) == "fwd" else -1)
+    match = re.search(r"_([+-]\d+)$", stem)
+    return int(match.group(1)) if match else None
+
+
+def propagated_pairs(folder: Path, base, max_skip: int):
+    """`base` (the dataset's own training pairs) joined with the propagated pairs in `folder` (images/ + labels/
+    holding class ids, 255 = ignore) whose offset k (`propagation_offset`) has 1 <= |k| <= max_skip."""
     from ..data.segmentation.layouts import SegmentationPairs, identity_lookup
 
-    folder = root / PROPAGATED_DIR
+    folder = Path(folder)
     if not (folder / "images").is_dir() or not (folder / "labels").is_dir():
         raise FileNotFoundError(f"--max-skip {max_skip} reads propagated pairs from {folder}/images and "
                                 f"{folder}/labels, which do not exist; write them with `adlr-hf propagate ... --out "
-                                f"{folder}` or drop --max-skip")
+                                f"{folder}`, pass --propagated DIR, or drop --max-skip")
     images, labels = [], []
     for image in sorted(p for p in (folder / "images").iterdir() if not p.name.startswith(".")):
-        match = re.search(r"_([+-]?\d+)$", image.stem)
-        if match and 1 <= abs(int(match.group(1))) <= max_skip:
+        offset = propagation_offset(image.stem)
+        if offset is not None and 1 <= abs(offset) <= max_skip:
             label = folder / "labels" / f"{image.stem}.png"
             if not label.is_file():
                 raise FileNotFoundError(f"propagated image {image} has no label map {label}")
             images.append(str(image))
             labels.append(str(label))
     if not images:
-        raise ValueError(f"{folder}/images holds no pairs with offsets within ±{max_skip} (file stems ending in "
-                         "_<offset>, e.g. frame_000019_+1.png)")
+        raise ValueError(f"{folder}/images holds no pairs within ±{max_skip} steps (stems ending in _fwd<k> / "
+                         "_bwd<k>, as `adlr-hf propagate` writes)")
     extra = SegmentationPairs("propagated", "train", tuple(images), tuple(labels), base.class_names,
                               identity_lookup(base.num_classes))
     return base.joined(extra)
+
+
+def _propagated_folder(args) -> Path:
+    return Path(args.propagated) if args.propagated else Path(args.data[0]) / PROPAGATED_DIR
 
 
 class SemanticSegmentationTask(Task):
@@ -196,7 +212,7 @@ class SemanticSegmentationTask(Task):
         self._check_options(args, config)
         pairs = find_pairs(args.data[0], args.dataset, "train", args.kitti_cv)
         if args.max_skip:
-            pairs = propagated_pairs(Path(args.data[0]), pairs, args.max_skip)
+            pairs = propagated_pairs(_propagated_folder(args), pairs, args.max_skip)
         if args.on_bad_sample == "error":  # every label map is valid and fits its image, or the first bad one is named
             from ..data.segmentation import check_pairs, has_split
 
@@ -221,6 +237,8 @@ class SemanticSegmentationTask(Task):
             raise ValueError(f"--class-uniform {args.class_uniform} must be in [0, 1] (the reference uses 0.5)")
         if args.class_uniform_tile < 1 or args.max_skip < 0:
             raise ValueError("--class-uniform-tile must be >= 1 and --max-skip >= 0")
+        if args.propagated and not args.max_skip:
+            raise ValueError("--propagated names the pairs --max-skip K reads; add --max-skip")
         if args.color_jitter < 0:
             raise ValueError(f"--color-jitter {args.color_jitter} must be >= 0")
         if (args.strict_boundary_classes or args.rlx_off_epoch >= 0) and not args.relax_boundary:
@@ -248,7 +266,7 @@ class SemanticSegmentationTask(Task):
         train_pairs = find_pairs(root, args.dataset, "train", args.kitti_cv)
         own_train = len(train_pairs)
         if args.max_skip:
-            train_pairs = propagated_pairs(root, train_pairs, args.max_skip)
+            train_pairs = propagated_pairs(_propagated_folder(args), train_pairs, args.max_skip)
         names = list(train_pairs.class_names)
         if init_from is not None and config.num_labels != len(names):
             raise ValueError(f"the model in {init_from} predicts {config.num_labels} classes but --dataset "

@@ -141,8 +141,8 @@ def test_evaluation_over_two_data_parallel_ranks_equals_one_process(camvid):
 
 
 def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
-    """Propagated pairs (the folder layout, class ids with 255 = ignore, stems ending in _<offset>) within ±K join
-    the training set; class-uniform centroids cover them; their labels are read as class ids, not CamVid's ids."""
+    """Propagated pairs (`adlr-hf propagate`'s layout: class ids with 255 = ignore, stems ending in _fwd<k> /
+    _bwd<k>) within ±K join the training set; class-uniform centroids cover them; their labels are read as class ids, not CamVid's ids."""
     import shutil
 
     from adlr_hf.registry import get_config
@@ -152,27 +152,28 @@ def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
     data = tmp_path / "camvid"
     shutil.copytree(camvid, data)
     names = sorted(p.name for p in (data / "train").iterdir())[:2]
+    propagated = tmp_path / "propagated"
     for name in names:
         stem = Path(name).stem
-        for offset in ("-2", "-1", "+1", "+2"):
-            shutil.copy(data / "train" / name, write_dir(data / "propagated/images") / f"{stem}_{offset}.png")
+        for offset in ("bwd2", "bwd1", "fwd1", "fwd2"):  # the names `adlr-hf propagate` writes
+            shutil.copy(data / "train" / name, write_dir(propagated / "images") / f"{stem}_{offset}.png")
             label = np.asarray(Image.open(data / "trainannot" / name)).copy()
             label[label == 11] = 255  # the folder layout stores class ids
-            Image.fromarray(label).save(write_dir(data / "propagated/labels") / f"{stem}_{offset}.png")
-    args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=1, class_uniform=0.5))
+            Image.fromarray(label).save(write_dir(propagated / "labels") / f"{stem}_{offset}.png")
+    args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=1, class_uniform=0.5,
+                                               propagated=propagated))
     task, config = get_task("semantic-segmentation"), get_config("deeplabv3plus-tiny")
     task.check_args(args, config)
     run = task.build(args, config, None, tmp_path / "run", True)
     assert len(run.train) == 8 + 4 and run.extra_info["propagated_images"] == 4
     assert sorted(Path(p).stem for p in run.train.pairs.images[8:]) == sorted(
-        f"{Path(n).stem}_{o}" for n in names for o in ("-1", "+1"))
+        f"{Path(n).stem}_{o}" for n in names for o in ("bwd1", "fwd1"))
     pairs = run.train.pairs
     assert pairs.lookup_for(0)[11] == 255 and pairs.lookup_for(8)[11] == -1 and pairs.lookup_for(8)[255] == 255
     augmented = {i for points in run.train.class_uniform.centroids.values() for i, _ in points if i >= 8}
     assert augmented == {8, 9, 10, 11}
-    args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=3))
-    with pytest.raises(FileNotFoundError, match="propagated"):
-        shutil.rmtree(data / "propagated/labels")
+    args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=3))  # default: --data/propagated
+    with pytest.raises(FileNotFoundError, match=f"{data / 'propagated'}/images"):
         task.check_args(args, config)
 
 
