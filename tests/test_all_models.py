@@ -640,6 +640,7 @@ def test_tensor_parallel_tp2_matches_tp1(spec):
 
 _REMOTE_BODY = """
 import json, math, torch, transformers
+import numpy as np
 from PIL import Image
 
 data = torch.load({data!r}, weights_only=False)
@@ -672,13 +673,13 @@ for auto_name, want in data["auto"].items():
 if data["tokenized"] is not None:
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     assert tokenizer(data["tokenized"][0])["input_ids"] == data["tokenized"][1]
+
 def plain(results):  # segmentation masks (PIL images) as nested lists
     if isinstance(results, list):
         return [plain(r) for r in results]
     if isinstance(results, dict):
         return {{k: plain(v) for k, v in results.items()}}
-    return results.tolist() if hasattr(results, "tolist") else \
-        __import__("numpy").asarray(results).tolist() if isinstance(results, Image.Image) else results
+    return np.asarray(results).tolist() if isinstance(results, Image.Image) else results
 
 for task, inputs, options, expected in data["pipelines"]:
     if task in ("image-classification", "image-segmentation"):

@@ -9,11 +9,16 @@ float32, random images and labels of --size × --size, --batch images per step. 
 after one warm-up step each, and each rate is the median over --steps timed steps. The models differ in the head:
 ours has the DeepLabV3+ decoder (a 48-channel skip from layer1 and two 3×3 convs at stride 4, then the 1×1
 classifier), torchvision's DeepLabV3 predicts at stride 8 and has no decoder, so a ratio a little under 1 is the
-decoder's cost. JSON on the last line.
+decoder's cost. The warm-up step also counts each model's training-step FLOPs (`torch.utils.flop_counter`):
+`flop_ratio` = torchvision's / ours, the ratio a compute-bound run would approach whatever the machine's load.
+JSON on the last line.
 
-Measured once on a shared 2-core CPU under heavy load from other processes (`--size 128 --batch 2 --steps 3`,
-float32): ours 0.084 images/s, torchvision 0.066 images/s, ratio 1.28 (step times 17-33 s varied with the load; read
-it as "not slower").
+Measured on a shared 2-core CPU under heavy load from other processes (load average ~10), float32,
+`--size 128 --batch 2 --steps 3`: ours 0.101 images/s, torchvision 0.091 images/s, ratio 1.12 (two earlier runs of
+the same command: 1.28 and, with --steps 5, 1.16; step times swung between 8 and 44 s with the load, so read the
+timing as "not slower"). The FLOP count does not depend on the load: 136.7 GFLOPs per training step for ours,
+122.5 for torchvision's, flop_ratio 0.896 (the decoder's two 3×3 convs at stride 4), so a compute-bound GPU run
+should land near the 0.9 goal.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def main(argv=None) -> dict:
         parser.error("--size must be >= 32, --batch >= 2, --steps and --threads >= 1")
     torch.set_num_threads(args.threads)
 
+    from torch.utils.flop_counter import FlopCounterMode
     from torchvision.models.segmentation import deeplabv3_resnet50
 
     from adlr_hf import get_config
@@ -69,9 +75,11 @@ def main(argv=None) -> dict:
         F.cross_entropy(reference(pixels)["out"], labels, ignore_index=255).backward()
 
     steps = {"deeplabv3plus_resnet50_os8": step_ours, "torchvision_deeplabv3_resnet50": step_reference}
-    seconds = {name: [] for name in steps}
-    for name, step in steps.items():  # warm-up
-        step()
+    seconds, flops = {name: [] for name in steps}, {}
+    for name, step in steps.items():  # warm-up, counting the step's FLOPs (independent of the machine's load)
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops[name] = counter.get_total_flops()
     for _ in range(args.steps):
         for name, step in steps.items():
             if device.type == "cuda":
@@ -90,6 +98,10 @@ def main(argv=None) -> dict:
         "goal": 0.9,
         "meaning": "DeepLabV3+ ResNet-50 OS8 training images/s / torchvision deeplabv3_resnet50 (OS8) training "
                    "images/s, forward + cross entropy + backward on the same inputs; >= 0.9 meets the goal",
+        "flop_ratio": flops["torchvision_deeplabv3_resnet50"] / flops["deeplabv3plus_resnet50_os8"],
+        "flop_ratio_meaning": "torchvision's training-step FLOPs / ours (the ratio a compute-bound device would "
+                              "approach; load-independent)",
+        "training_step_gflops": {name: value / 1e9 for name, value in flops.items()},
         "images_per_second": rates,
         "seconds": seconds,
         "parameters": {"deeplabv3plus_resnet50_os8": sum(p.numel() for p in ours.parameters()),
