@@ -16,6 +16,8 @@ from PIL import Image
 from dist_utils import run_ranks
 from models.deeplabv3plus.seg_train_utils import seg_flags, write_small_camvid
 from models.video_utils import cli_train
+
+from adlr_hf.data.segmentation import read_label
 from training.resume_utils import assert_same_run, run_then_resume
 
 
@@ -142,7 +144,8 @@ def test_evaluation_over_two_data_parallel_ranks_equals_one_process(camvid):
 
 def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
     """Propagated pairs (`adlr-hf propagate`'s layout: class ids with 255 = ignore, stems ending in _fwd<k> /
-    _bwd<k>) within ±K join the training set; class-uniform centroids cover them; their labels are read as class ids, not CamVid's ids."""
+    _bwd<k>) within ±K join the training set; class-uniform centroids cover them; their labels are read as class
+    ids, not CamVid's ids."""
     import shutil
 
     from adlr_hf.registry import get_config
@@ -175,6 +178,53 @@ def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
     args = build_parser().parse_args(seg_flags(data, tmp_path / "run", max_skip=3))  # default: --data/propagated
     with pytest.raises(FileNotFoundError, match=f"{data / 'propagated'}/images"):
         task.check_args(args, config)
+
+
+def test_max_skip_trains_on_what_adlr_hf_propagate_writes(tmp_path):
+    """Real CamVid frames in the folder layout with frame sequences, propagated ±2 steps by a zero-motion SDC-Net
+    reconstruction model; --max-skip 1 trains on the ±1 pairs, whose labels are the labelled frame's."""
+    from adlr_hf.data.video_propagation import propagate_dataset
+    from adlr_hf.models.sdcnet import SDCNet2DRecon
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.args import build_parser
+
+    from models.deeplabv3plus.seg_data_utils import camvid_root
+
+    source, data = camvid_root(), tmp_path / "data"
+    names = sorted(p.name for p in (source / "train").iterdir())[:2]
+    for folder in ("images", "labels"):
+        write_dir(data / folder)
+    (data / "classes.txt").write_text("\n".join(f"c{i}" for i in range(11)) + "\n")
+    for name in names:
+        stem = Path(name).stem
+        image = Image.open(source / "train" / name).resize((96, 72), Image.BICUBIC)
+        label = np.asarray(Image.open(source / "trainannot" / name).resize((96, 72), Image.NEAREST)).copy()
+        label[label == 11] = 255
+        image.save(data / "images" / name)
+        Image.fromarray(label).save(data / "labels" / name)
+        for frame in ("0000_a.png", "0000_b.png", name, "9999_a.png", "9999_b.png"):  # t-2 .. t+2 by name order
+            image.save(write_dir(data / "sequences" / stem) / frame)
+    torch.manual_seed(0)
+    model = SDCNet2DRecon(get_config("sdcnet2d-recon", base_width=8))
+    with torch.no_grad():  # zero motion
+        model.final_flow.weight.zero_()
+        model.final_flow.bias.zero_()
+    model.config.flow_mean = [0.0, 0.0]
+    model.save_pretrained(tmp_path / "sdc")
+    propagate_dataset(tmp_path / "sdc", data, tmp_path / "propagated", steps=2, device="cpu")
+    flags = seg_flags(data, tmp_path / "run", max_skip=1, propagated=tmp_path / "propagated")
+    args = build_parser().parse_args([*flags, "--dataset", "folder"])
+    task, config = get_task("semantic-segmentation"), get_config("deeplabv3plus-tiny")
+    task.check_args(args, config)
+    run = task.build(args, config, None, tmp_path / "run", True)
+    assert len(run.train) == 2 + 4 and run.extra_info["propagated_images"] == 4
+    for index in range(2, 6):
+        stem = Path(run.train.pairs.images[index]).stem
+        assert stem.endswith(("_fwd1", "_bwd1"))
+        own = np.asarray(Image.open(data / "labels" / f"{stem.rsplit('_', 1)[0]}.png"))
+        np.testing.assert_array_equal(read_label(run.train.pairs.labels[index], run.train.pairs.lookup_for(index)),
+                                      own)
 
 
 def write_dir(path: Path) -> Path:
