@@ -15,7 +15,11 @@ To fit 9 runs into about 10 minutes on 2 shared CPU cores the images are first w
 size (default 1/2: 240×180; labels with nearest neighbours) to a temporary CamVid tree; training crops are
 `--crop` pixels. The budget is steps, not seconds; every variant of a seed starts from the same initial weights.
 
-    python scripts/bench/seg_relax_camvid.py [--steps 80] [--seeds 0,1,2]
+    python scripts/bench/seg_relax_camvid.py [--steps 80] [--seeds 0,1,2] [--publish OUT_DIR]
+
+`--publish OUT_DIR` publishes the first seed's model of the better relaxed variant ((b) or (c), by mean mIoU) with
+`adlr-hf publish`, records its `adlr-hf evaluate --task semantic-segmentation` result on the val images the bench
+scored (the model-index entry of the card) and appends this run's table to the card.
 
 Measured with `--steps 16` (batch 4 = 0.8 epochs of the 80 training images; seeds 0, 1, 2), on 2 CPU cores shared
 with other jobs (load average about 12), in 17.8 minutes:
@@ -63,6 +67,8 @@ def write_downscaled(source: Path, out: Path, factor: float) -> Path:
 
 
 def train_and_score(data: Path, variant: str, seed: int, opts, run_dir: Path) -> dict:
+    """Train one variant for `opts.steps` steps, score it on the val split and save it (with its image processor)
+    in `run_dir / "model"`."""
     import adlr_hf  # noqa: F401  (registers the family and the task)
     from transformers import AutoModelForSemanticSegmentation
 
@@ -104,14 +110,68 @@ def train_and_score(data: Path, variant: str, seed: int, opts, run_dir: Path) ->
         epoch += 1
     train_seconds = time.perf_counter() - start
     metrics, per_class = evaluate_segmentation(model, run.eval, batch_size=4)
+    model.save_pretrained(run_dir / "model")
+    run.save_processor(run_dir / "model")
     return {"variant": variant, "seed": seed, "mean_iou": metrics["mean_iou"],
             "pixel_accuracy": metrics["overall_accuracy"], "per_class_iou": per_class,
             "final_loss": sum(losses[-5:]) / len(losses[-5:]), "train_seconds": round(train_seconds, 1),
             "epochs": epoch}
 
 
-def main() -> None:
+LABELS = {"ce": "(a) cross entropy", "relax": "(b) relaxation", "relax_cu": "(c) relaxation + class-uniform"}
+
+
+def summarise(results: list[dict]) -> dict:
+    summary = {}
+    for variant in VARIANTS:
+        values = [r["mean_iou"] for r in results if r["variant"] == variant]
+        summary[variant] = {"mean_iou_mean": statistics.mean(values),
+                            "mean_iou_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                            "per_seed": values}
+    return summary
+
+
+def table_lines(summary: dict, seeds: list[int]) -> list[str]:
+    """This run's table in Markdown: mean ± standard deviation of mIoU over the seeds, and each seed's value."""
+    lines = ["| variant | mIoU mean ± std | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---|" + "---|" * len(seeds)]
+    for variant, row in summary.items():
+        lines.append(f"| {LABELS[variant]} | {row['mean_iou_mean']:.4f} ± {row['mean_iou_std']:.4f} | "
+                     + " | ".join(f"{v:.4f}" for v in row["per_seed"]) + " |")
+    return lines
+
+
+def publish(run_dir: Path, data: Path, best: str, summary: dict, seeds: list[int], opts) -> dict:
+    """`adlr-hf publish` of `run_dir/model`, its `adlr-hf evaluate --task semantic-segmentation` result on `data`'s
+    val split recorded in the card's model-index, and this run's table appended to the card."""
+    from adlr_hf.cli import build_parser as cli_parser
+    from adlr_hf.hub import publish as publish_folder
+    from adlr_hf.hub import record_evaluation
+    from adlr_hf.tasks import find_evaluation
+
+    out = Path(opts.publish)
+    publish_folder(run_dir / "model", out, force=opts.force)
+    eval_args = cli_parser().parse_args(["evaluate", str(out), "--task", "semantic-segmentation", "--data",
+                                         str(data), "--dataset", "camvid", "--split", "val", "--batch-size", "4"])
+    record = find_evaluation("semantic-segmentation")[1].run(eval_args)
+    record_evaluation(out, record)
+    lines = ["", "## Cross entropy vs boundary relaxation vs relaxation + class-uniform sampling (measured side by "
+             "side)", "",
+             f"`scripts/bench/seg_relax_camvid.py`: this model is {LABELS[best]} with seed {seeds[0]}. Each variant "
+             f"trained `deeplabv3plus-tiny` (base width {opts.base_width}) for {opts.steps} steps of batch "
+             f"{opts.batch_size} ({opts.crop}×{opts.crop} crops, SGD lr {opts.lr:g}, poly schedule) on the CamVid "
+             f"training images scaled by {opts.downscale:g}, from the same initial weights per seed, with seeds "
+             f"{', '.join(map(str, seeds))}; mean IoU over the 11 classes on the val images at the same scale "
+             "(whole images, one scale, no flip):", "", *table_lines(summary, seeds)]
+    readme = out / "README.md"
+    readme.write_text(readme.read_text().rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    print(f"published {out} (mIoU by adlr-hf evaluate: {record['metrics']['mean_iou']:.4f})", flush=True)
+    return record
+
+
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(CAMVID), help="a CamVid tree (default ../shared/data/camvid)")
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -120,15 +180,20 @@ def main() -> None:
     parser.add_argument("--base-width", type=int, default=4)
     parser.add_argument("--downscale", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2)
-    opts = parser.parse_args()
-    if not (CAMVID / "trainannot").is_dir():
-        raise SystemExit(f"the CamVid subset is not at {CAMVID} (see its SOURCE.md)")
+    parser.add_argument("--publish", default=None, metavar="OUT_DIR",
+                        help="publish the first seed's model of the better relaxed variant here, with its evaluation "
+                             "and this run's table in the card")
+    parser.add_argument("--force", action="store_true", help="with --publish: replace a non-empty OUT_DIR")
+    opts = parser.parse_args(argv)
+    if not (Path(opts.data) / "trainannot").is_dir():
+        raise SystemExit(f"the CamVid subset is not at {opts.data} (see its SOURCE.md)")
     torch.set_num_threads(opts.threads)
     seeds = [int(s) for s in opts.seeds.split(",")]
     results = []
     begin = time.perf_counter()
+    published = None
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_downscaled(CAMVID, Path(tmp) / "camvid", opts.downscale)
+        data = write_downscaled(Path(opts.data), Path(tmp) / "camvid", opts.downscale)
         for seed in seeds:
             for variant in VARIANTS:
                 result = train_and_score(data, variant, seed, opts, Path(tmp) / f"{variant}-{seed}")
@@ -136,19 +201,18 @@ def main() -> None:
                 print(f"seed {seed} {variant:9s} mIoU {result['mean_iou']:.4f} pixel acc "
                       f"{result['pixel_accuracy']:.4f} loss {result['final_loss']:.3f} "
                       f"({result['train_seconds']} s training)", flush=True)
-    summary = {}
-    for variant in VARIANTS:
-        values = [r["mean_iou"] for r in results if r["variant"] == variant]
-        summary[variant] = {"mean_iou_mean": statistics.mean(values),
-                            "mean_iou_std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                            "per_seed": values}
-    best = max(("relax", "relax_cu"), key=lambda v: summary[v]["mean_iou_mean"])
+        summary = summarise(results)
+        best = max(("relax", "relax_cu"), key=lambda v: summary[v]["mean_iou_mean"])
+        if opts.publish:
+            record = publish(Path(tmp) / f"{best}-{seeds[0]}", data, best, summary, seeds, opts)
+            published = {"folder": str(Path(opts.publish).resolve()), "variant": best, "seed": seeds[0],
+                         "evaluate_mean_iou": record["metrics"]["mean_iou"]}
     spread = max(summary[v]["mean_iou_std"] for v in ("ce", best))
     print("\nvariant     mIoU mean ± std   per seed")
     for variant, row in summary.items():
         print(f"{variant:10s}  {row['mean_iou_mean']:.4f} ± {row['mean_iou_std']:.4f}   "
               + " ".join(f"{v:.4f}" for v in row["per_seed"]))
-    print(json.dumps({
+    result = {
         "bench": "seg_relax_camvid", "network": f"deeplabv3plus-tiny (base_width {opts.base_width})",
         "steps": opts.steps, "batch_size": opts.batch_size, "crop": opts.crop, "lr": opts.lr,
         "downscale": opts.downscale, "seeds": seeds, "summary": summary,
@@ -156,7 +220,11 @@ def main() -> None:
         "seed_spread": spread,
         "best_not_worse_than_ce_beyond_spread":
             summary[best]["mean_iou_mean"] >= summary["ce"]["mean_iou_mean"] - spread,
-        "seconds": round(time.perf_counter() - begin, 1)}))
+        "seconds": round(time.perf_counter() - begin, 1)}
+    if published:
+        result["published"] = published
+    print(json.dumps(result), flush=True)
+    return result
 
 
 if __name__ == "__main__":
