@@ -36,6 +36,8 @@ def validate(args, world: int | None = None):
     task = task_for_training(config, args.task)
     if getattr(args, "lr_schedule", None) is None:  # the task's default schedule (recorded, so a resume keeps it)
         args.lr_schedule = task.lr_schedule
+    if getattr(args, "weight_decay", None) is None:  # the task's default weight decay (recorded with the run's flags)
+        args.weight_decay = task.weight_decay
     if args.tp > 1 and hasattr(config, "check_tp_size"):
         config.check_tp_size(args.tp)
     if args.activation_checkpointing:
@@ -92,7 +94,7 @@ def _check_numbers(args) -> None:
     if not 0 <= args.min_lr <= args.lr:
         raise ValueError(f"--min-lr must be in [0, --lr={args.lr}], got {args.min_lr}")
     for name in ("weight_decay", "clip_grad"):
-        if getattr(args, name) < 0:
+        if getattr(args, name) is not None and getattr(args, name) < 0:  # weight decay None: the task's default
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.eval_fraction < 1:
         raise ValueError(f"--eval-fraction must be in [0, 1), got {args.eval_fraction}")

@@ -21,8 +21,8 @@ def write_small_camvid(root: Path, train: int = 8, val: int = 4, size=(120, 90))
 
 def seg_flags(data: Path, out: Path, steps: int = 3, **extra) -> list[str]:
     argv = ["--model", "deeplabv3plus-tiny", "--data", str(data), "--dataset", "camvid", "--steps", str(steps),
-            "--crop-size", "48", "--micro-batch-size", "2", "--lr", "1e-2", "--weight-decay", "1e-4", "--seed", "7",
-            "--out", str(out), "--no-progress"]
+            "--crop-size", "48", "--micro-batch-size", "2", "--lr", "1e-2", "--seed", "7", "--out", str(out),
+            "--no-progress"]  # weight decay: the task's default (1e-4)
     for key, value in extra.items():
         flag = f"--{key.replace('_', '-')}"
         argv += [flag] if value is True else [flag, str(value)]

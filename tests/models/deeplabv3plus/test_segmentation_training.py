@@ -37,6 +37,37 @@ def test_poly_schedule_is_the_task_default():
     assert [lr_lambda("poly", 10, 0, 1.0, 0.0)(s) for s in range(11)] == [linear(s) for s in range(11)]
 
 
+@pytest.mark.parametrize("flag, expected", [((), 1e-4), (("--weight-decay", "0.003"), 0.003)])
+def test_sgd_momentum_and_the_task_weight_decay_unless_given(camvid, tmp_path, flag, expected):
+    """The run's optimizer as `adlr_hf.train.run` builds it after `validate`: the reference's SGD (momentum 0.9,
+    weight decay 1e-4 on every parameter) by default; --weight-decay overrides the task's value."""
+    from transformers import AutoModelForSemanticSegmentation
+
+    from adlr_hf.train import validate
+    from adlr_hf.training.args import build_parser
+
+    args = build_parser().parse_args(seg_flags(camvid, tmp_path / "run", engine="accelerate") + list(flag))
+    assert args.weight_decay is None or flag
+    _, config, _, task = validate(args, world=1)
+    assert task.name == "semantic-segmentation" and args.weight_decay == expected
+    model = AutoModelForSemanticSegmentation.from_config(config)
+    optimizer = task.build_optimizer(model, args)
+    assert isinstance(optimizer, torch.optim.SGD) and len(optimizer.param_groups) == 1
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["weight_decay"], group["lr"]) == (0.9, expected, 1e-2)
+    assert sum(p.numel() for p in group["params"]) == sum(p.numel() for p in model.parameters())
+
+
+def test_other_tasks_keep_the_global_weight_decay():
+    from adlr_hf.tasks import all_tasks
+    from adlr_hf.training.args import build_parser
+
+    assert build_parser().parse_args([]).weight_decay is None  # resolved per task by validate
+    defaults = {task.name: task.weight_decay for task in all_tasks()}
+    assert defaults.pop("semantic-segmentation") == 1e-4
+    assert defaults and set(defaults.values()) == {0.01}
+
+
 def test_training_metric_equals_the_metric_module():
     from adlr_hf.metrics.mean_iou import MeanIoU
     from adlr_hf.tasks.semantic_segmentation import SegmentationMetric
