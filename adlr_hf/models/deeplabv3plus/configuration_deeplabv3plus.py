@@ -36,6 +36,8 @@ class DeepLabV3PlusConfig(PretrainedConfig):
       (0.3 / 0.5, as the reference); ResNet trunks have no dropout.
     - `num_labels` / `id2label` (CamVid's 11 classes by default), `ignore_index` (255): label value the loss skips.
     - `image_size`: the processor's (square) resize and a hint for training crops; the model takes any size.
+    - `wt_bound` (1.0, the reference's): the relaxed-boundary loss weighs a class present in an image by
+      1 + wt_bound × (1 - its share of the image's target); 0 leaves the classes unweighted.
 
     Tensor parallelism (`base_model_tp_plan`): the head's convolutions split their output channels across GPUs and
     gather them (`conv_colwise_gather`): the four ASPP branches, the image-pooling conv, the 1×1 ASPP projection and
@@ -60,6 +62,7 @@ class DeepLabV3PlusConfig(PretrainedConfig):
         mod7_dropout=0.5,
         ignore_index=255,
         image_size=512,
+        wt_bound=1.0,
         **kwargs,
     ):
         if backbone not in BACKBONES:
@@ -94,6 +97,8 @@ class DeepLabV3PlusConfig(PretrainedConfig):
         for name, value in (("mod6_dropout", mod6_dropout), ("mod7_dropout", mod7_dropout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}={value!r} must be a probability in [0, 1)")
+        if isinstance(wt_bound, bool) or not isinstance(wt_bound, (int, float)) or not wt_bound >= 0:
+            raise ValueError(f"wt_bound={wt_bound!r} must be a number >= 0 (the reference's 1.0; 0: unweighted)")
         if not isinstance(ignore_index, int) or ignore_index < 0:
             raise ValueError(f"ignore_index={ignore_index!r} must be a non-negative int (255 by default)")
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
@@ -111,6 +116,7 @@ class DeepLabV3PlusConfig(PretrainedConfig):
         self.mod7_dropout = float(mod7_dropout)
         self.ignore_index = ignore_index
         self.image_size = image_size
+        self.wt_bound = float(wt_bound)
         super().__init__(**kwargs)
         if self.ignore_index < self.num_labels:
             raise ValueError(f"ignore_index={self.ignore_index} is a class id (num_labels={self.num_labels}); use a "

@@ -193,7 +193,7 @@ class DeepLabV3PlusForSemanticSegmentation(DeepLabV3PlusPreTrainedModel):
                                  f"{(n, h, w)}; give one class-id map per image at the input size")
             return F.cross_entropy(logits.float(), labels.long(), ignore_index=self.config.ignore_index)
         if labels.dim() == 4 and labels.is_floating_point():
-            return relaxed_boundary_loss(logits, labels)
+            return relaxed_boundary_loss(logits, labels, wt_bound=self.config.wt_bound)
         raise ValueError(f"labels of shape {tuple(labels.shape)} and dtype {labels.dtype} are neither (N, H, W) "
                          f"integer class ids (ignore_index={self.config.ignore_index}) nor the (N, {c + 1}, H, W) "
                          "float boundary-relaxation target (last channel = ignore)")

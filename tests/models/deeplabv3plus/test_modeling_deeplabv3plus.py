@@ -94,6 +94,27 @@ def test_a_multi_hot_target_uses_the_relaxed_boundary_loss():
     assert not torch.allclose(out.loss, F.cross_entropy(out.logits, labels, ignore_index=255))
 
 
+def test_wt_bound_weighs_the_relaxed_loss_as_the_formula_says():
+    """config.wt_bound reaches the loss: each image's class weight is 1 + wt_bound * (1 - the class's share of the
+    target), checked against the per-pixel reference computation, so the loss is affine in wt_bound."""
+    from models.deeplabv3plus.test_relaxation_loss import direct_loss
+
+    assert get_config("deeplabv3plus-tiny").wt_bound == 1.0  # the reference's
+    pixels, labels = torch.randn(2, 3, 16, 20), _labels(2, 16, 20, num_labels=4)
+    target = relaxed_boundary_target(labels, 4)
+    losses = {}
+    for wt_bound in (0.0, 1.0, 2.5):
+        model = _tiny(num_labels=4, wt_bound=wt_bound).eval()  # the same weights for every value
+        out = model(pixels, labels=target)
+        expected = sum(direct_loss(out.logits[i].detach(), target[i].numpy(), wt_bound) for i in range(2)) / 2
+        assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+        losses[wt_bound] = out.loss.item()
+    assert losses[1.0] > losses[0.0]
+    assert losses[2.5] - losses[0.0] == pytest.approx(2.5 * (losses[1.0] - losses[0.0]), rel=1e-5)
+    with pytest.raises(ValueError, match="wt_bound=-1"):
+        get_config("deeplabv3plus-tiny", wt_bound=-1)
+
+
 def test_bad_labels_are_refused_with_the_expected_shapes():
     model = _tiny().eval()
     pixels = torch.randn(2, 3, 32, 40)
