@@ -68,6 +68,21 @@ def test_other_tasks_keep_the_global_weight_decay():
     assert defaults and set(defaults.values()) == {0.01}
 
 
+def test_card_settings_column_shows_scales_and_flip():
+    from adlr_hf.hub.model_index import evaluation_section
+
+    record = {"task": "semantic-segmentation", "data": "data/camvid", "split": "val", "recorded_at": "T",
+              "settings": {"dataset": "camvid", "split": "val", "scales": [0.75, 1.0, 1.25], "flip": False,
+                           "whole images": True},
+              "metrics": {"mean_iou": 0.5, "overall_accuracy": 0.75, "mean_accuracy": 0.625}}
+    text = evaluation_section([record])
+    rows = [line for line in text.splitlines() if line.startswith("| semantic-segmentation | camvid (val) |")]
+    assert len(rows) == 3 and all(row.endswith("| scales=0.75,1.0,1.25, flip=False | T |") for row in rows)
+    lm = {**record, "task": "wikitext103", "settings": {"seq_len": 128, "stride": 64, "batch_size": 8, "tp": 1},
+          "metrics": {"perplexity": 20.0}}
+    assert "| seq_len=128, stride=64 |" in evaluation_section([lm])  # the text settings as before
+
+
 def test_training_metric_equals_the_metric_module():
     from adlr_hf.metrics.mean_iou import MeanIoU
     from adlr_hf.tasks.semantic_segmentation import SegmentationMetric
@@ -291,6 +306,8 @@ def test_train_then_evaluate_multiscale_into_the_card(camvid, tmp_path):
     index = yaml.safe_load(card.split("---")[1])["model-index"][0]["results"][0]
     shown = {m["type"]: m["value"] for m in index["metrics"]}
     assert shown["mean_iou"] == pytest.approx(values["mean_iou"]) and index["task"]["type"] == "image-segmentation"
+    rows = [line for line in card.splitlines() if line.startswith("| semantic-segmentation |")]
+    assert len(rows) == 3 and all("| scales=0.5,1.0, flip=True |" in row for row in rows)  # the settings column
 
 
 @pytest.mark.slow
