@@ -293,7 +293,7 @@ class SemanticSegmentationTask(Task):
         metric = SegmentationMetric(len(names), 255, state.dp_group if state else None) \
             if held_out is not None else None
         processor = family_for(config).processor(config)
-        extra = {"dataset": args.dataset, "crop_size": list(crop) if crop else None,
+        extra = {"dataset": args.dataset, "classes": names, "crop_size": list(crop) if crop else None,
                  "relax_boundary": bool(args.relax_boundary), "rlx_off_epoch": args.rlx_off_epoch,
                  "strict_boundary_classes": list(relaxation.strict_classes) if relaxation else [],
                  "class_uniform": args.class_uniform, "max_skip": args.max_skip, "train_images": own_train,
@@ -311,9 +311,10 @@ class SemanticSegmentationTask(Task):
     # -- the card -------------------------------------------------------------------------------------------------
     def card_rows(self, training: dict) -> list[tuple[str, object]]:
         crop = training.get("crop_size")
-        rows = [("images", _fmt_int(training.get("images"))),
-                ("dataset", training.get("dataset")),
-                ("training crop", "whole images" if not crop else f"{crop[0]}×{crop[1]}")]
+        rows = [("images", _fmt_int(training.get("images"))), ("dataset", training.get("dataset"))]
+        if training.get("classes"):  # the dataset's names, which the config's id2label carries
+            rows.append(("classes", f"{len(training['classes'])}: {', '.join(training['classes'])}"))
+        rows.append(("training crop", "whole images" if not crop else f"{crop[0]}×{crop[1]}"))
         loss = "boundary label relaxation" if training.get("relax_boundary") else "cross entropy"
         if training.get("relax_boundary") and training.get("rlx_off_epoch", -1) >= 0:
             loss += f" (window 0, boundaries ×2 after epoch {training['rlx_off_epoch']})"

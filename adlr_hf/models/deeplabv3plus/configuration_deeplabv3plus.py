@@ -103,6 +103,8 @@ class DeepLabV3PlusConfig(PretrainedConfig):
             raise ValueError(f"ignore_index={ignore_index!r} must be a non-negative int (255 by default)")
         if kwargs.get("id2label") is None and kwargs.get("num_labels") is None:
             kwargs["id2label"] = dict(enumerate(CAMVID_CLASSES))
+        if kwargs.get("id2label") is not None and kwargs.get("label2id") is None:  # names given alone: the inverse too
+            kwargs["label2id"] = {name: int(i) for i, name in kwargs["id2label"].items()}
         self.backbone = backbone
         self.output_stride = output_stride
         self.num_channels = num_channels

@@ -188,6 +188,45 @@ def test_evaluation_over_two_data_parallel_ranks_equals_one_process(camvid):
     run_ranks(_evaluate_dp, camvid, expected)
 
 
+def test_the_dataset_class_names_replace_the_model_labels(camvid, tmp_path):
+    """A 19-class Cityscapes-named model trained on CamVid: the task sets 11 classes and the dataset's names in
+    id2label / label2id, so the saved model, the image-segmentation pipeline and the card name CamVid's classes."""
+    import transformers
+    from transformers import AutoModelForSemanticSegmentation
+
+    from adlr_hf.data.segmentation import find_pairs
+    from adlr_hf.models.deeplabv3plus.configuration_deeplabv3plus import CAMVID_CLASSES, CITYSCAPES_CLASSES
+    from adlr_hf.registry import get_config
+    from adlr_hf.tasks import get_task
+    from adlr_hf.training.args import build_parser
+
+    config = get_config("deeplabv3plus-tiny", id2label=dict(enumerate(CITYSCAPES_CLASSES)), image_size=64)
+    assert config.num_labels == 19 and config.label2id["bicycle"] == 18  # names given alone get their inverse
+    args = build_parser().parse_args(seg_flags(camvid, tmp_path / "run"))
+    task = get_task("semantic-segmentation")
+    run = task.build(args, config, None, tmp_path / "run", True)
+    names = find_pairs(camvid, "camvid", "train").class_names
+    assert tuple(names) == CAMVID_CLASSES and len(names) == 11
+    assert run.config.num_labels == 11 and run.config.id2label == dict(enumerate(names))
+    assert run.config.label2id == {name: i for i, name in enumerate(names)}
+    assert ("classes", "11: " + ", ".join(names)) in task.card_rows(run.extra_info)
+
+    torch.manual_seed(0)
+    model = AutoModelForSemanticSegmentation.from_config(run.config).eval()
+    assert model.classifier.out_channels == 11
+    model.save_pretrained(tmp_path / "model")
+    run.save_processor(tmp_path / "model")
+    saved = transformers.AutoConfig.from_pretrained(tmp_path / "model")
+    assert saved.id2label == dict(enumerate(names)) and saved.label2id == run.config.label2id
+    image = Image.open(sorted((camvid / "val").iterdir())[0]).convert("RGB")
+    pipe = transformers.pipeline("image-segmentation", model=str(tmp_path / "model"))
+    with torch.no_grad():
+        logits = model(**pipe.image_processor(image, return_tensors="pt")).logits
+    size = (image.height, image.width)
+    predicted = torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)[0].argmax(0)
+    assert [r["label"] for r in pipe(image)] == [names[int(c)] for c in predicted.unique()]
+
+
 def test_max_skip_adds_propagated_pairs_and_their_centroids(camvid, tmp_path):
     """Propagated pairs (`adlr-hf propagate`'s layout: class ids with 255 = ignore, stems ending in _fwd<k> /
     _bwd<k>) within ±K join the training set; class-uniform centroids cover them; their labels are read as class
@@ -283,6 +322,7 @@ def test_train_then_evaluate_multiscale_into_the_card(camvid, tmp_path):
     from transformers import AutoModelForSemanticSegmentation
 
     from adlr_hf.cli import main as cli
+    from adlr_hf.hub import publish
 
     run = tmp_path / "run"
     run_ranks(cli_train, seg_flags(camvid, run, steps=4, relax_boundary=True), world_size=1)
@@ -308,6 +348,9 @@ def test_train_then_evaluate_multiscale_into_the_card(camvid, tmp_path):
     assert shown["mean_iou"] == pytest.approx(values["mean_iou"]) and index["task"]["type"] == "image-segmentation"
     rows = [line for line in card.splitlines() if line.startswith("| semantic-segmentation |")]
     assert len(rows) == 3 and all("| scales=0.5,1.0, flip=True |" in row for row in rows)  # the settings column
+    published = publish(run, tmp_path / "published", measure_inference=False).joinpath("README.md").read_text()
+    assert "| classes | 11: Sky, Building, Pole, Road, Pavement, Tree, SignSymbol, Fence, Car, Pedestrian, Bicyclist |" \
+        in published  # the card's training section names the dataset's classes
 
 
 @pytest.mark.slow
