@@ -160,6 +160,16 @@ def _cmd_publish(args) -> int:
     return 0
 
 
+def _cmd_propagate(args) -> int:
+    """`adlr-hf propagate`: extra segmentation pairs by SDC-Net video propagation (adlr_hf.data.video_propagation)."""
+    from .data.video_propagation import propagate_dataset
+
+    out = propagate_dataset(args.sdc_model, args.data, args.out, steps=args.steps, mode=args.mode,
+                            overwrite=args.overwrite, device=args.device)
+    print(f"propagated {args.data} -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adlr-hf", description="NVIDIA ADLR research models as Hugging Face models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_pub.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR that is not a publish")
     p_pub.add_argument("--push", action="store_true", help="upload OUT_DIR to --repo-id (needs a token and network)")
     p_pub.set_defaults(func=_cmd_publish)
+    p_prop = sub.add_parser("propagate", help="synthesise segmentation training pairs by propagating labels along an "
+                                              "SDC-Net reconstruction model's motion (arXiv 1812.01593)")
+    p_prop.add_argument("sdc_model", metavar="SDC_MODEL", help="an SDCNet2DRecon model folder")
+    p_prop.add_argument("--data", required=True, metavar="DIR",
+                        help="images/<stem>.*, labels/<stem>.png and sequences/<stem>/ frames around each labelled "
+                             "frame (one named like the image)")
+    p_prop.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder: images/ and labels/ (<stem>_fwd<k>, <stem>_bwd<k>), written atomically")
+    p_prop.add_argument("--steps", type=int, default=1, metavar="K", help="propagate K frames each way (default 1)")
+    p_prop.add_argument("--mode", default="jp", choices=["jp", "lp"],
+                        help="jp: propagated labels with synthesised images (default); lp: with the real frames")
+    p_prop.add_argument("--device", default=None, help="where the model runs (default: cuda if available, else cpu)")
+    p_prop.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p_prop.set_defaults(func=_cmd_propagate)
     from .planning.command import add_plan_arguments, run as run_plan
 
     p_plan = add_plan_arguments(sub.add_parser(

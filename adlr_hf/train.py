@@ -34,6 +34,10 @@ def validate(args, world: int | None = None):
     # An unknown variant or a bad config fails here, before any process group exists.
     config, init_from = load_model_config(args.model, args.overrides)
     task = task_for_training(config, args.task)
+    if getattr(args, "lr_schedule", None) is None:  # the task's default schedule (recorded, so a resume keeps it)
+        args.lr_schedule = task.lr_schedule
+    if getattr(args, "weight_decay", None) is None:  # the task's default weight decay (recorded with the run's flags)
+        args.weight_decay = task.weight_decay
     if args.tp > 1 and hasattr(config, "check_tp_size"):
         config.check_tp_size(args.tp)
     if args.activation_checkpointing:
@@ -64,7 +68,8 @@ def validate(args, world: int | None = None):
 
 
 # Flags that set the learning-rate schedule: a resume must keep them, or the schedule silently changes.
-SCHEDULE_FLAGS = ("steps", "epochs", "lr", "min_lr", "lr_schedule", "warmup_steps", "micro_batch_size", "grad_accum")
+SCHEDULE_FLAGS = ("steps", "epochs", "lr", "min_lr", "lr_schedule", "poly_exp", "warmup_steps", "micro_batch_size",
+                  "grad_accum")
 
 
 def schedule_of(args) -> dict:
@@ -82,12 +87,14 @@ def _check_numbers(args) -> None:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.epochs is not None and not args.epochs > 0:
         raise ValueError(f"--epochs must be > 0, got {args.epochs}")
+    if not getattr(args, "poly_exp", 1.0) > 0:
+        raise ValueError(f"--poly-exp must be > 0, got {args.poly_exp}")
     if not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}; write e.g. --lr 3e-4")
     if not 0 <= args.min_lr <= args.lr:
         raise ValueError(f"--min-lr must be in [0, --lr={args.lr}], got {args.min_lr}")
     for name in ("weight_decay", "clip_grad"):
-        if getattr(args, name) < 0:
+        if getattr(args, name) is not None and getattr(args, name) < 0:  # weight decay None: the task's default
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if not 0 <= args.eval_fraction < 1:
         raise ValueError(f"--eval-fraction must be in [0, 1), got {args.eval_fraction}")
@@ -204,7 +211,8 @@ def run(args) -> dict:
         model.activation_checkpointing_enable()
 
     optimizer = task.build_optimizer(model, args)
-    scheduler = build_scheduler(optimizer, args.lr_schedule, total_steps, args.warmup_steps, args.lr, args.min_lr)
+    scheduler = build_scheduler(optimizer, args.lr_schedule, total_steps, args.warmup_steps, args.lr, args.min_lr,
+                                getattr(args, "poly_exp", 1.0))
     engine.setup(model, optimizer, scheduler, state)
 
     def train_loader(start_step=0):

@@ -45,9 +45,12 @@ CHECKS = {"return_dict", "hidden_states", "output_attentions", "trainer", "peft_
 BUILD_LIMIT = 1_000_000  # parameters; bigger variants are built on the meta device only
 LM_HEADS = ("AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForPreTraining")
 CLASSIFIERS = ("AutoModelForSequenceClassification", "AutoModelForImageClassification")
+SEGMENTERS = ("AutoModelForSemanticSegmentation",)
 PIPELINES = {"AutoModelForCausalLM": "text-generation", "AutoModelForMaskedLM": "fill-mask",
              "AutoModelForSequenceClassification": "text-classification",
-             "AutoModelForImageClassification": "image-classification"}
+             "AutoModelForImageClassification": "image-classification",
+             "AutoModelForSemanticSegmentation": "image-segmentation"}
+IMAGE_PIPELINES = ("image-classification", "image-segmentation")
 
 
 def _emotion_example():
@@ -131,8 +134,8 @@ def example_inputs(model, batch: int = 2, length: int = 8, seed: int = 0) -> dic
 
 def example_labels(auto_name: str, config, inputs: dict, seed: int = 1) -> dict:
     """Labels of the Auto class's task: the ids for LM heads (no shift: the model shifts where it predicts the next
-    token), class ids or multi-hot rows for classifiers (by `config.problem_type`), a target frame for video
-    models; none for other base models."""
+    token), class ids or multi-hot rows for classifiers (by `config.problem_type`), a class-id map per image with an
+    ignored row for segmenters, a target frame for video models; none for other base models."""
     generator = torch.Generator().manual_seed(seed)
     batch = next(iter(inputs.values())).shape[0]
     if "pixel_values_videos" in inputs:
@@ -148,6 +151,11 @@ def example_labels(auto_name: str, config, inputs: dict, seed: int = 1) -> dict:
         if config.problem_type == "multi_label_classification":
             return {"labels": torch.randint(0, 2, (batch, config.num_labels), generator=generator).float()}
         return {"labels": torch.randint(0, config.num_labels, (batch,), generator=generator)}
+    if auto_name in SEGMENTERS:
+        pixels = inputs["pixel_values"]
+        labels = torch.randint(0, config.num_labels, (batch, *pixels.shape[2:]), generator=generator)
+        labels[:, 0] = config.ignore_index
+        return {"labels": labels}
     return {}
 
 
@@ -171,6 +179,8 @@ def check_output(auto_name: str, model, inputs: dict, out, with_labels: bool) ->
         assert out.logits.shape == (*first.shape, config.vocab_size)
     elif auto_name in CLASSIFIERS:
         assert out.logits.shape == (first.shape[0], config.num_labels)
+    elif auto_name in SEGMENTERS:
+        assert out.logits.shape == (first.shape[0], config.num_labels, *first.shape[2:])
     elif model.main_input_name == "pixel_values":
         assert out.last_hidden_state.shape[:2] == (first.shape[0], config.hidden_size)
     elif model.main_input_name == "input_ids":
@@ -395,13 +405,15 @@ def test_trainer_trains_and_compute_metrics_gets_per_example_arrays(family, tmp_
 def _lora_setup(model, auto_name):
     """PEFT's task type for the model and LoRA on its nn.Linear layers (not the output embeddings, nor the heads
     PEFT saves whole for sequence classification); on its plain nn.Conv2d layers where it has no nn.Linear
-    (subclasses such as PartialConv2d rescale their output, so a merged LoRA update would not equal the adapter)."""
+    (subclasses such as PartialConv2d rescale their output, so a merged LoRA update would not equal the adapter),
+    leaving out dilated ones (PEFT's LoRA convolution copies kernel size, stride and padding but not the dilation)."""
     task_type = "CAUSAL_LM" if model.can_generate() else \
         "SEQ_CLS" if auto_name == "AutoModelForSequenceClassification" else None
     output = model.get_output_embeddings()
     for kind in (nn.Linear, nn.Conv2d):
         names = [name for name, module in model.named_modules() if type(module) is kind and module is not output
-                 and not (task_type == "SEQ_CLS" and name.split(".")[0] in ("classifier", "score"))]
+                 and not (task_type == "SEQ_CLS" and name.split(".")[0] in ("classifier", "score"))
+                 and getattr(module, "dilation", (1, 1)) == (1, 1)]
         if names:
             return task_type, "|".join(re.escape(name) for name in names)
     raise AssertionError(f"{type(model).__name__} has no nn.Linear or nn.Conv2d for LoRA")
@@ -544,12 +556,12 @@ def pipeline_case(task: str, processor):
         return [f"the {mask} sat on the mat", f"hello {mask}", f"a happy dog {mask} so very big today"], {"top_k": 3}
     if task == "text-classification":
         return TEXTS, {"top_k": None}
-    if task == "image-classification":
+    if task in IMAGE_PIPELINES:
         from PIL import Image
 
         rng = np.random.default_rng(0)
         return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in
-                ((32, 32), (40, 36), (28, 48))], {"top_k": 3}
+                ((32, 32), (40, 36), (28, 48))], {"top_k": 3} if task == "image-classification" else {}
     raise AssertionError(f"no inputs for pipeline task {task!r}")
 
 
@@ -640,6 +652,7 @@ def test_tensor_parallel_tp2_matches_tp1(spec):
 
 _REMOTE_BODY = """
 import json, math, torch, transformers
+import numpy as np
 from PIL import Image
 
 data = torch.load({data!r}, weights_only=False)
@@ -672,15 +685,34 @@ for auto_name, want in data["auto"].items():
 if data["tokenized"] is not None:
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     assert tokenizer(data["tokenized"][0])["input_ids"] == data["tokenized"][1]
+
+def plain(results):  # segmentation masks (PIL images) as nested lists
+    if isinstance(results, list):
+        return [plain(r) for r in results]
+    if isinstance(results, dict):
+        return {{k: plain(v) for k, v in results.items()}}
+    return np.asarray(results).tolist() if isinstance(results, Image.Image) else results
+
 for task, inputs, options, expected in data["pipelines"]:
-    if task == "image-classification":
+    if task in ("image-classification", "image-segmentation"):
         inputs = [Image.fromarray(array) for array in inputs]
     pipe = transformers.pipeline(task, model=folder, trust_remote_code=True)
     if task == "text-generation":
         pipe.tokenizer.padding_side = "left"
-    same(json.loads(json.dumps(pipe(inputs, batch_size=2, **options))), expected, task)
+    same(json.loads(json.dumps(plain(pipe(inputs, batch_size=2, **options)))), expected, task)
 print("remote-code-ok", sorted(data["auto"]), [p[0] for p in data["pipelines"]])
 """
+
+
+def _plain(results):
+    """Pipeline results as JSON types: segmentation masks (PIL images) as nested lists."""
+    from PIL import Image
+
+    if isinstance(results, list):
+        return [_plain(r) for r in results]
+    if isinstance(results, dict):
+        return {k: _plain(v) for k, v in results.items()}
+    return np.asarray(results).tolist() if isinstance(results, Image.Image) else results
 
 
 @pytest.mark.slow
@@ -706,8 +738,8 @@ def test_published_folder_loads_by_every_auto_class_and_pipeline_without_adlr_hf
             if task == "text-generation":
                 pipe.tokenizer.padding_side = "left"
             pipe_inputs, options = pipeline_case(task, pipe.tokenizer)
-            expected = json.loads(json.dumps(pipe(pipe_inputs, batch_size=2, **options)))
-            if task == "image-classification":
+            expected = json.loads(json.dumps(_plain(pipe(pipe_inputs, batch_size=2, **options))))
+            if task in IMAGE_PIPELINES:
                 pipe_inputs = [np.asarray(image) for image in pipe_inputs]
             pipelines.append((task, pipe_inputs, options, expected))
     tokenized = None

@@ -159,6 +159,19 @@ def write_eval_records(folder, records: list[dict]) -> None:
 
 
 
+# Settings that change an evaluation's numbers, shown beside them: text windows, and segmentation's test-time
+# augmentation (input scales averaged, horizontal flip).
+SHOWN_SETTINGS = ("seq_len", "stride", "strict", "scales", "flip")
+
+
+def settings_text(settings) -> str:
+    """`k=v, ...` of the shown settings of a record; lists as comma-separated values (scales=0.5,1.0)."""
+    if not isinstance(settings, dict):
+        return ""
+    return ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                     for k, v in settings.items() if k in SHOWN_SETTINGS)
+
+
 def evaluation_section(records: list[dict], suggested: list[str] | None = None) -> str:
     """The card's Evaluation section; with no records, a hint naming the evaluations that fit the model
     (`suggested`)."""
@@ -169,8 +182,7 @@ def evaluation_section(records: list[dict], suggested: list[str] | None = None) 
         for result in eval_results_for(record):
             dataset = result.dataset_name if task else record["task"]
             split = f" ({result.dataset_split})" if result.dataset_split else ""
-            settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
-            shown = ", ".join(f"{k}={v}" for k, v in settings.items() if k in ("seq_len", "stride", "strict"))
+            shown = settings_text(record.get("settings"))
             rows.append(f"| {record['task']} | {dataset}{split} | {result.metric_name or result.metric_type} | "
                         f"{fmt_num(result.metric_value)} | {shown} | {record.get('recorded_at', '')} |")
     if rows:

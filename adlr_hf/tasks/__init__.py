@@ -11,6 +11,7 @@ from .char_lm import CharLMTask
 from .image_classification import ImageClassificationTask
 from .next_frame import NextFrameTask
 from .relationship_detection import RelationshipDetectionTask
+from .semantic_segmentation import SemanticSegmentationTask
 from .video_interpolation import VideoInterpolationTask
 
 _TASKS: dict[str, Task] = {}
@@ -97,12 +98,13 @@ def all_evaluations() -> list[str]:
 
 
 for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask(),
-              NextFrameTask(), VideoInterpolationTask(), RelationshipDetectionTask()):
+              NextFrameTask(), VideoInterpolationTask(), SemanticSegmentationTask(), RelationshipDetectionTask()):
     register_task(_task)
 
 __all__ = [
     "BertPretrainingTask", "CausalLMTask", "CharLMTask", "EvalMetric", "Evaluation", "ImageClassificationTask",
-    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "RelationshipDetectionTask", "Task", "TaskRun",
+    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "RelationshipDetectionTask", "SemanticSegmentationTask",
+    "Task", "TaskRun",
     "all_evaluations", "all_tasks", "find_evaluation", "get_task", "register_task", "task_for_model",
     "task_for_training", "tasks_for",
 ]

@@ -99,6 +99,8 @@ class Task:
     small_scale_below: int | None = None  # a run that saw fewer units is called small-scale (None: any run)
     full_scale: str = "the paper's model"  # what a small-scale run is not
     small_scale_note: str = ""  # appended to the small-scale limitation
+    lr_schedule: str = "cosine"  # the --lr-schedule of the task's runs when none is given
+    weight_decay: float = 0.01  # the --weight-decay of the task's runs when none is given
 
     # -- which models the task fits ---------------------------------------------------------------------------
     @property

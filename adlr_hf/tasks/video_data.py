@@ -54,9 +54,10 @@ def parse_crop(value) -> tuple[int, int] | None:
 
 
 # One Option object per flag: the video tasks share them, so `adlr-hf train` adds each once.
-CROP_SIZE = Option("--crop-size", dict(default=str(DEFAULT_CROP), help="video tasks: training crop, N or HxW (a "
-                                                                        "multiple of the model's size divisor); 0 = "
-                                                                        f"full frames (default {DEFAULT_CROP})"))
+# Shared by the video tasks and semantic segmentation.
+CROP_SIZE = Option("--crop-size", dict(default=str(DEFAULT_CROP), help=(
+    "video and segmentation tasks: the random training crop, N or HxW (video: a multiple of the model's size divisor); "
+    f"0 = whole frames or images (default {DEFAULT_CROP})")))
 FRAME_STRIDE = Option("--frame-stride", dict(type=int, default=1, help="video tasks: windows start every N frames "
                                                                        "(default 1)"))
 REVERSE = Option("--reverse", dict(action=argparse.BooleanOptionalAction, default=True,

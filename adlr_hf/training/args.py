@@ -41,9 +41,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     opt.add_argument("--grad-accum", type=int, default=1)
     opt.add_argument("--lr", type=float, default=3e-4)
     opt.add_argument("--min-lr", type=float, default=0.0)
-    opt.add_argument("--lr-schedule", choices=["cosine", "linear", "constant"], default="cosine")
+    opt.add_argument("--lr-schedule", choices=["cosine", "linear", "poly", "constant"], default=None,
+                     help="after the warm-up (default: the task's; cosine, poly for semantic segmentation)")
+    opt.add_argument("--poly-exp", type=float, default=1.0,
+                     help="--lr-schedule poly: the exponent of (1 - progress) (default 1.0, the segmentation "
+                          "reference's; DeepLab uses 0.9)")
     opt.add_argument("--warmup-steps", type=int, default=0)
-    opt.add_argument("--weight-decay", type=float, default=0.01)
+    opt.add_argument("--weight-decay", type=float, default=None,
+                     help="(default: the task's; 0.01, 1e-4 for semantic segmentation, the reference's)")
     opt.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0 disables clipping)")
     opt.add_argument("--activation-checkpointing", action="store_true",
                      help="recompute each transformer layer in backward (Megatron's --checkpoint-activations): "

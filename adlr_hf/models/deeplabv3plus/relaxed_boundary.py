@@ -1,0 +1,1 @@
+../../layers/relaxed_boundary.py
