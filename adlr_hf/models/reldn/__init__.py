@@ -70,8 +70,10 @@ SPEC = FamilySpec(
                           "predicate branch's box head; the Detectron detector is not converted)",
                           (Option("--variant", dict(default=None, help="reldn: the variant whose detector the "
                                                     "converted head sits on (default: by the number of classes)")),
-                           Option("--drop-visual", dict(action="store_true", help="reldn: convert the spatial and "
-                                                        "semantic modules only (VGG16 checkpoints)")),
+                           # default None, not False: the CLI refuses an option of another kind when it is set
+                           Option("--drop-visual", dict(action="store_true", default=None,
+                                                        help="reldn: convert the spatial and semantic modules only "
+                                                             "(VGG16 checkpoints)")),
                            Option("--detector", dict(default=None, help="reldn: a torchvision Faster R-CNN state "
                                                      "dict for the entity detector")))),),
     card=CardFacts(
