@@ -59,8 +59,11 @@ def split_image_dir(images, split: str) -> Path | None:
 
 def _split_exists(dataset: str, folder: Path, split: str) -> bool:
     from ..data.relationships.openimages import split_csv
+    from ..data.relationships.vg_sgg_h5 import SPLITS, find_h5
     from ..data.relationships.vrd import split_file
 
+    if dataset == "vg" and find_h5(folder) is not None:
+        return split in SPLITS
     try:
         (split_csv if dataset == "oi" else split_file)(folder, split)
         return True

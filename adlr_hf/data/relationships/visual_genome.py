@@ -1,5 +1,8 @@
-"""Visual Genome scene graphs, two layouts:
+"""Visual Genome scene graphs, three layouts, chosen by what the folder holds, in this order:
 
+0. The VG-150 benchmark release: `VG-SGG.h5` (or `VG-SGG-with-attri.h5`) + `VG-SGG-dicts.json` +
+   `image_data.json`, read by `load_vg_sgg_h5` (splits train / val / test; see vg_sgg_h5.py). When the h5 file is
+   there, it is used even if the folder also holds json annotations.
 1. RelDN's prepared files: the VRD json format (`annotations_<split>.json` / `new_annotations_<split>.json`,
    `objects.json`, `predicates.json`), read by `load_vrd`.
 2. The raw release: `relationships.json` (a list of {"image_id", "relationships": [{"predicate", "subject",
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from ..bad_samples import BadSamples
 from .records import EntityTable, RelationshipData, finish
+from .vg_sgg_h5 import find_h5, load_vg_sgg_h5
 from .vrd import SPLIT_FILES, load_vrd, read_names
 
 
@@ -49,6 +53,8 @@ def _name(entity: dict) -> str:
 
 def load_visual_genome(folder, split: str, bad: BadSamples | None = None) -> RelationshipData:
     folder = Path(folder)
+    if find_h5(folder) is not None:
+        return load_vg_sgg_h5(folder, split, bad=bad)
     if any((folder / p.format(split=split)).is_file() for p in SPLIT_FILES):
         data = load_vrd(folder, split, bad=bad)
         data.source = "vg"
