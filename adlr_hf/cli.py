@@ -165,7 +165,7 @@ def _cmd_propagate(args) -> int:
     from .data.video_propagation import propagate_dataset
 
     out = propagate_dataset(args.sdc_model, args.data, args.out, steps=args.steps, mode=args.mode,
-                            overwrite=args.overwrite, device=args.device)
+                            overwrite=args.overwrite, device=args.device, layout=args.layout, split=args.split)
     print(f"propagated {args.data} -> {out}")
     return 0
 
@@ -225,8 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
                                               "SDC-Net reconstruction model's motion (arXiv 1812.01593)")
     p_prop.add_argument("sdc_model", metavar="SDC_MODEL", help="an SDCNet2DRecon model folder")
     p_prop.add_argument("--data", required=True, metavar="DIR",
-                        help="images/<stem>.*, labels/<stem>.png and sequences/<stem>/ frames around each labelled "
-                             "frame (one named like the image)")
+                        help="folder layout: images/<stem>.*, labels/<stem>.png and sequences/<stem>/ frames around "
+                             "each labelled frame (one named like the image); or a Cityscapes root with leftImg8bit/, "
+                             "gtFine/ (labelIds) and leftImg8bit_sequence/")
+    p_prop.add_argument("--layout", default="auto", choices=["auto", "folder", "cityscapes"],
+                        help="the --data layout (default auto: cityscapes when DIR has leftImg8bit/, else folder)")
+    p_prop.add_argument("--split", default="train",
+                        help="cityscapes layout: the split whose labelled frames are propagated (default train)")
     p_prop.add_argument("--out", required=True, metavar="DIR",
                         help="output folder: images/ and labels/ (<stem>_fwd<k>, <stem>_bwd<k>), written atomically")
     p_prop.add_argument("--steps", type=int, default=1, metavar="K", help="propagate K frames each way (default 1)")
