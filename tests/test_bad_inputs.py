@@ -153,6 +153,13 @@ TRAIN = {
     "malformed emotion rows": (["--task", "emotion-classification", "--data", "goemotions", "{w}/goemotions"],
                                ["train.tsv"]),
     "zero processes": (["--nproc", "0", *TEXT], ["--nproc=0"]),
+    # One --dataset serves every task with several layouts; each task refuses the others' layouts by name.
+    "segmentation with a relationship layout": (["--model", "deeplabv3plus-tiny", "--data", "{w}/empty_folder",
+                                                 "--dataset", "vrd"],
+                                                ["--dataset 'vrd'", "semantic segmentation", "cityscapes, camvid"]),
+    "relationships with a segmentation layout": (["--model", "reldn-tiny", "--data", "{w}/empty_folder",
+                                                  "--dataset", "camvid"],
+                                                 ["--dataset 'camvid'", "relationship detection", "vrd, vg, oi"]),
 }
 
 

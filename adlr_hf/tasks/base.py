@@ -183,3 +183,21 @@ def pipeline_snippet(tag: str, model_id: str, name: str, call: str, options: str
 
 def _fmt_int(x) -> str:
     return "n/a" if x is None else f"{int(x):,}"
+
+
+# One `--dataset` for every task that reads several layouts of --data (options with one flag must be one option);
+# each task checks the value against its own layouts with `dataset_layout`.
+DATASET = Option("--dataset", dict(default=None, metavar="LAYOUT",
+                                   help="the layout of --data, for tasks that read several (semantic-segmentation: "
+                                        "cityscapes, camvid, kitti, folder; relationship-detection: vrd (default), "
+                                        "vg, oi)"))
+
+
+def dataset_layout(args, task: str, layouts: tuple[str, ...], default: str | None = None) -> str:
+    """The `--dataset` of `args` for `task`, or its `default`; one error naming the layouts `task` reads."""
+    value = getattr(args, "dataset", None) or default
+    if value is None:
+        raise ValueError(f"{task} needs --dataset {{{','.join(layouts)}}}: the layout of --data")
+    if value not in layouts:
+        raise ValueError(f"--dataset {value!r} is not a layout {task} reads; use one of {', '.join(layouts)}")
+    return value

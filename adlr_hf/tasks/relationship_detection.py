@@ -29,7 +29,8 @@ import torch
 import torch.distributed as dist
 
 from ..family import Option
-from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, pipeline_snippet
+from .base import (DATASET, EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, dataset_layout,
+                   pipeline_snippet)
 from .image_classification import EVAL_SPLIT
 
 DATASETS = ("vrd", "vg", "oi")
@@ -38,8 +39,6 @@ RECALL_K = (20, 50, 100)
 MODULES = ("visual", "spatial", "semantic", "subject", "object")
 EVAL_SPLITS = ("val", "validation", "test")
 
-DATASET = Option("--dataset", dict(default="vrd", choices=DATASETS,
-                                   help="relationship detection: the data's format (vrd json, vg json, oi csv)"))
 MODE = Option("--mode", dict(default=None, choices=MODES,
                              help="relationship detection: predcls (GT boxes and labels), sgcls (GT boxes), sgdet "
                                   "(detected boxes); default: the model's config"))
@@ -246,6 +245,7 @@ class RelationshipDetectionTask(Task):
         if not args.data or len(args.data) != 1:
             raise ValueError("relationship detection needs --data <one folder> of VRD / Visual Genome / OpenImages "
                              "VRD annotations (see --dataset)")
+        args.dataset = dataset_layout(args, "relationship detection", DATASETS, default="vrd")
         folder = Path(args.data[0]).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"--data {args.data[0]!r} is not a folder; pass the folder of the annotations")
@@ -269,6 +269,7 @@ class RelationshipDetectionTask(Task):
         from ..data.relationships import RelationshipDataset, relationship_collate
         from ..parallel.state import get_parallel_state, rank0_first
 
+        args.dataset = dataset_layout(args, "relationship detection", DATASETS, default="vrd")
         folder = Path(args.data[0]).expanduser()
         bad = BadSamples(args.on_bad_sample)
         train = rank0_first(lambda: load_split(args.dataset, folder, "train", args.images, bad), is_main)
@@ -427,6 +428,7 @@ def evaluate_relationship_model_dir(model_dir, data, dataset: str = "vrd", split
 
 def run_from_args(args) -> dict:
     """`adlr-hf evaluate --task relationship-detection`."""
-    return evaluate_relationship_model_dir(args.model_dir, args.data, dataset=args.dataset, split=args.split,
+    dataset = dataset_layout(args, "relationship detection", DATASETS, default="vrd")
+    return evaluate_relationship_model_dir(args.model_dir, args.data, dataset=dataset, split=args.split,
                                            images=args.images, mode=args.mode, batch_size=args.batch_size,
                                            tp=args.tp)

@@ -26,14 +26,15 @@ import torch
 import torch.distributed as dist
 
 from ..family import Option
-from .base import EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, pipeline_snippet
+from .base import (DATASET, EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, dataset_layout,
+                   pipeline_snippet)
 from .video_data import CROP_SIZE, parse_crop
 
 PROPAGATED_DIR = "propagated"
+LAYOUTS = ("cityscapes", "camvid", "kitti", "folder")
 
 SEGMENTATION_OPTIONS = (
-    Option("--dataset", dict(default=None, choices=("cityscapes", "camvid", "kitti", "folder"),
-                             help="semantic segmentation: the layout of --data (required)")),
+    DATASET,
     CROP_SIZE,
     Option("--scale-range", dict(default="0.5,2.0", metavar="LOW,HIGH",
                                  help="semantic segmentation: random rescale range before the crop (default 0.5,2.0)")),
@@ -228,9 +229,7 @@ class SemanticSegmentationTask(Task):
         if not args.data or len(args.data) != 1:
             raise ValueError("semantic segmentation needs --data <one dataset root> and --dataset "
                              "{cityscapes,camvid,kitti,folder}")
-        if args.dataset is None:
-            raise ValueError("semantic segmentation needs --dataset {cityscapes,camvid,kitti,folder}: the layout of "
-                             f"--data {args.data[0]}")
+        args.dataset = dataset_layout(args, "semantic segmentation", LAYOUTS)
         parse_crop(args.crop_size)
         _scale_range(args.scale_range)
         _strict_classes(args.strict_boundary_classes)
@@ -419,8 +418,7 @@ def evaluate_from_args(args) -> dict:
         path = os.path.join(path, "model")
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise FileNotFoundError(f"model folder {path!r} has no config.json; pass a saved model folder")
-    if getattr(args, "dataset", None) is None:
-        raise ValueError("--task semantic-segmentation needs --dataset {cityscapes,camvid,kitti,folder}")
+    args.dataset = dataset_layout(args, "semantic segmentation", LAYOUTS)
     scales = _scales(args.scales)
     split = {"validation": "val"}.get(args.split, args.split)
     pairs = find_pairs(args.data, args.dataset, split, getattr(args, "kitti_cv", 0) or 0)
