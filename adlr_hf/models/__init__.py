@@ -1,5 +1,6 @@
 """The model families: one folder each, and this one list. A new family adds its folder and one line here."""
 
-from . import cyclic_interp, emotion, megatron_bert, megatron_gpt, mlstm, pd_resnet, sdcnet
+from . import cyclic_interp, emotion, landmark_video, megatron_bert, megatron_gpt, mlstm, pd_resnet, sdcnet
 
-FAMILIES = [megatron_gpt.SPEC, megatron_bert.SPEC, mlstm.SPEC, emotion.SPEC, pd_resnet.SPEC, sdcnet.SPEC, cyclic_interp.SPEC]
+FAMILIES = [megatron_gpt.SPEC, megatron_bert.SPEC, mlstm.SPEC, emotion.SPEC, pd_resnet.SPEC, sdcnet.SPEC, cyclic_interp.SPEC,
+            landmark_video.SPEC]
