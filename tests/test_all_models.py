@@ -115,6 +115,9 @@ def example_inputs(model, batch: int = 2, length: int = 8, seed: int = 0) -> dic
         frames = nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
         frames = frames.view(batch, config.sequence_length, 3, size, size)
         return {"pixel_values_videos": frames * getattr(config, "rgb_max", 1.0)}
+    if model.main_input_name == "landmarks":  # past landmark sets (N, T, K, 2) in [-1, 1]
+        return {"landmarks": torch.rand(batch, config.past_frames, config.num_landmarks, 2, generator=generator) * 2
+                - 1}
     ids = torch.randint(len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + len(WORDS), (batch, length), generator=generator)
     mask = torch.ones_like(ids)
     mask[-1, -3:] = 0
@@ -130,6 +133,9 @@ def example_labels(auto_name: str, config, inputs: dict, seed: int = 1) -> dict:
     if "pixel_values_videos" in inputs:
         videos = inputs["pixel_values_videos"]
         return {"labels": torch.rand(videos[:, 0].shape, generator=generator) * videos.max()}
+    if "landmarks" in inputs:  # the future landmark sets
+        landmarks = inputs["landmarks"]
+        return {"labels": torch.rand(batch, config.future_frames, *landmarks.shape[2:], generator=generator) * 2 - 1}
     if auto_name in LM_HEADS:
         return {"labels": inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)}
     if auto_name in CLASSIFIERS:

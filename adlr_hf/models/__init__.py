@@ -3,4 +3,4 @@
 from . import cyclic_interp, emotion, landmark_video, megatron_bert, megatron_gpt, mlstm, pd_resnet, sdcnet
 
 FAMILIES = [megatron_gpt.SPEC, megatron_bert.SPEC, mlstm.SPEC, emotion.SPEC, pd_resnet.SPEC, sdcnet.SPEC, cyclic_interp.SPEC,
-            landmark_video.SPEC]
+            landmark_video.SPEC, landmark_video.DYNAMICS_SPEC]

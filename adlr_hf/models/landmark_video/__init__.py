@@ -3,7 +3,10 @@ NVIDIA/UnsupervisedLandmarkLearning): the part-factorised landmark model (pose e
 per-part appearance, SPADE decoder) trained by reconstruction (`landmark-autoencoding`)."""
 
 from ...family import CardFacts, FamilySpec, Paper, Variant
+from .configuration_landmark_dynamics import LandmarkDynamicsConfig
 from .configuration_landmark_video import LandmarkVideoConfig
+from .interpolation_landmarks import interpolate_frames, interpolate_landmarks
+from .modeling_landmark_dynamics import LandmarkDynamicsModel, LandmarkDynamicsOutput, LandmarkDynamicsPreTrainedModel
 from .modeling_landmark_video import (
     LandmarkAppearance,
     LandmarkOutput,
@@ -11,6 +14,8 @@ from .modeling_landmark_video import (
     LandmarkVideoOutput,
     LandmarkVideoPreTrainedModel,
 )
+from .task_landmark_autoencoding import LandmarkAutoencodingTask
+from .task_landmark_dynamics import LandmarkDynamicsTask
 
 PAPER = Paper("Video Interpolation and Prediction with Unsupervised Landmarks", ("1909.02749", "2001.09518"),
               "https://github.com/NVIDIA/UnsupervisedLandmarkLearning")
@@ -24,6 +29,7 @@ SPEC = FamilySpec(
     config_class=LandmarkVideoConfig,
     models={"AutoModel": LandmarkVideoModel},
     default_task="landmark-autoencoding",
+    tasks=(LandmarkAutoencodingTask(),),
     variants=(
         Variant("landmark-video-tiny", TINY, "8 landmarks at reduced widths, 64x64 crops, for tests and demos"),
         Variant("landmark-video-bbc", dict(num_landmarks=30, image_size=128),
@@ -56,5 +62,39 @@ SPEC = FamilySpec(
                  "resize_token_embeddings": "a video model has no token embeddings"},
 )
 
-__all__ = ["SPEC", "LandmarkAppearance", "LandmarkOutput", "LandmarkVideoConfig", "LandmarkVideoModel",
+
+# The temporal model: its own config and model type (`adlr_landmark_dynamics`), so a second spec in this folder.
+DYNAMICS_SPEC = FamilySpec(
+    name="landmark_dynamics",
+    config_class=LandmarkDynamicsConfig,
+    models={"AutoModel": LandmarkDynamicsModel},
+    default_task="landmark-dynamics",
+    tasks=(LandmarkDynamicsTask(),),
+    variants=(
+        Variant("landmark-dynamics-tiny", dict(num_landmarks=8, hidden_size=64, num_layers=1),
+                "an LSTM over the 8 landmarks of landmark-video-tiny, for tests and demos"),
+        Variant("landmark-dynamics-bbc", dict(num_landmarks=30, hidden_size=256, num_layers=2),
+                "a 2-layer LSTM (256) over the 30 landmarks of landmark-video-bbc"),
+    ),
+    card=CardFacts(
+        title="Landmark dynamics (video prediction in landmark space)",
+        paper=PAPER,
+        description="a recurrent video predictor in landmark space: an LSTM reads the landmark coordinates (and "
+                    "optionally covariances) that a frozen unsupervised landmark model extracts from the past "
+                    "frames, rolls out the next ones, and the landmark model decodes them with the appearance of "
+                    "the last frame. The paper's temporal model was never released: this one follows its "
+                    "description, with every choice documented",
+        intended_use="Research on video prediction in landmark space for faces and bodies in roughly framed clips.",
+        license_notes="Weights trained on third-party footage carry that footage's terms.",
+        tags=("video-prediction", "unsupervised-landmarks", "lstm"),
+        limitations=("The dynamics model needs the landmark model it was trained with (saved beside it).",)),
+    unsupported={"output_attentions": "a recurrent model has no attention",
+                 "gradient_checkpointing": "a small LSTM: nothing worth recomputing",
+                 "resize_token_embeddings": "a landmark model has no token embeddings",
+                 "tensor_parallel": "the recurrence runs on one process (no TP plan)"},
+)
+
+__all__ = ["SPEC", "DYNAMICS_SPEC", "LandmarkDynamicsConfig", "LandmarkDynamicsModel", "LandmarkDynamicsOutput",
+           "LandmarkDynamicsPreTrainedModel", "LandmarkDynamicsTask", "interpolate_frames", "interpolate_landmarks",
+           "LandmarkAppearance", "LandmarkOutput", "LandmarkVideoConfig", "LandmarkVideoModel",
            "LandmarkVideoOutput", "LandmarkVideoPreTrainedModel"]
