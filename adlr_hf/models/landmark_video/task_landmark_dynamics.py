@@ -76,20 +76,27 @@ def encode_clip(landmark_model, frames: torch.Tensor, batch_size: int = 16) -> t
     return torch.cat(mus), torch.cat(covariances)
 
 
-def load_landmark_model(folder, device=None):
-    """A saved landmark model (AutoModel), frozen, in eval mode; a folder without one is a clear error."""
-    import json
-
-    from transformers import AutoModel
+def read_landmark_config(folder):
+    """The config of a saved landmark model; a folder without one is a clear error."""
+    from transformers import AutoConfig
 
     path = Path(folder).expanduser()
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"landmark model {str(folder)!r} is not a saved model folder (no config.json); pass "
                                 "a trained landmark model (e.g. a landmark-autoencoding run's model/)")
-    model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    if model_type != "adlr_landmark_video":
-        raise ValueError(f"{str(folder)!r} holds a {model_type!r} model, not a landmark model "
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type != "adlr_landmark_video":
+        raise ValueError(f"{str(folder)!r} holds a {config.model_type!r} model, not a landmark model "
                          "('adlr_landmark_video'); pass a landmark-autoencoding run's model/")
+    return config
+
+
+def load_landmark_model(folder, device=None):
+    """A saved landmark model (AutoModel), frozen, in eval mode; a folder without one is a clear error."""
+    from transformers import AutoModel
+
+    path = Path(folder).expanduser()
+    read_landmark_config(path)
     with torch.random.fork_rng(devices=[]):  # loading does not move the trained model's seeded stream
         model = AutoModel.from_pretrained(path, tp_size=1)
     if device is not None:
@@ -207,15 +214,27 @@ class LandmarkDynamicsTask(Task):
             if not Path(path).exists():
                 raise FileNotFoundError(f"--data {path!r} does not exist; pass clip folders or video files")
         _count("frame-stride", args.frame_stride)
-        self._sizes(args, config)
-        path = Path(args.init_from).expanduser()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"--init-from {args.init_from!r} is not a saved model folder (no config.json); "
-                                    "pass a trained landmark model (a landmark-autoencoding run's model/)")
+        landmark_config = read_landmark_config(args.init_from)
+        if Path(args.model).expanduser().is_dir():  # a trained dynamics model continues: its K must fit
+            config.check_landmark_model(landmark_config)
+        past, future = self._sizes(args, config)
+        self._clips(args, past + future)
 
-    def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
+    def _clips(self, args, span: int) -> list[tuple[str, object]]:
+        """(name, clip) of every clip of at least `span` frames under the --data paths; none is an error."""
         from ...data.frames import find_clips
 
+        out = []
+        for path in args.data:
+            for clip in find_clips(path):
+                if clip.num_frames >= span:
+                    out.append((clip.name if len(args.data) == 1 else f"{path}:{clip.name}", clip))
+        if not out:
+            raise ValueError(f"no clip under {args.data} has past_frames + future_frames = {span} frames; lower "
+                             "--past-frames / --future-frames or add longer clips")
+        return out
+
+    def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
         self.check_args(args, config)
         past, future = self._sizes(args, config)
         landmark_model = load_landmark_model(args.init_from)
@@ -225,21 +244,13 @@ class LandmarkDynamicsTask(Task):
         config.check_landmark_model(landmark_model.config)
         config.past_frames, config.future_frames = past, future
         span = past + future
-        per_clip, rows = {}, {"clip": [], "frame_index": []}
-        clips = []
-        for path in args.data:
-            for clip in find_clips(path):
-                name = clip.name if len(args.data) == 1 else f"{path}:{clip.name}"
-                if clip.num_frames < span:
-                    continue
-                clips.append(SimpleNamespace(name=name, num_frames=clip.num_frames))
-                per_clip[name] = encode_clip(landmark_model, read_clip(clip, landmark_model.config.image_size))
-                for start in range(0, clip.num_frames - span + 1, args.frame_stride):
-                    rows["clip"].append(name)
-                    rows["frame_index"].append(list(range(start, start + span)))
-        if not rows["clip"]:
-            raise ValueError(f"no clip under {args.data} has past_frames + future_frames = {span} frames; lower "
-                             "--past-frames / --future-frames or add longer clips")
+        per_clip, rows, clips = {}, {"clip": [], "frame_index": []}, []
+        for name, clip in self._clips(args, span):
+            clips.append(SimpleNamespace(name=name, num_frames=clip.num_frames))
+            per_clip[name] = encode_clip(landmark_model, read_clip(clip, landmark_model.config.image_size))
+            for start in range(0, clip.num_frames - span + 1, args.frame_stride):
+                rows["clip"].append(name)
+                rows["frame_index"].append(list(range(start, start + span)))
         train_rows, held_rows = video.held_out_split(rows, clips, args.eval_fraction, span)
         if not train_rows:
             raise ValueError(f"no training sequences of {span} landmark sets outside the held-out frames of "
