@@ -15,7 +15,7 @@ from .modeling_landmark_video import (
     LandmarkVideoPreTrainedModel,
 )
 from .task_landmark_autoencoding import LandmarkAutoencodingTask
-from .task_landmark_dynamics import LandmarkDynamicsTask
+from .task_landmark_dynamics import LandmarkDynamicsTask, register_landmark_pipeline
 
 PAPER = Paper("Video Interpolation and Prediction with Unsupervised Landmarks", ("1909.02749", "2001.09518"),
               "https://github.com/NVIDIA/UnsupervisedLandmarkLearning")
@@ -70,6 +70,7 @@ DYNAMICS_SPEC = FamilySpec(
     models={"AutoModel": LandmarkDynamicsModel},
     default_task="landmark-dynamics",
     tasks=(LandmarkDynamicsTask(),),
+    register=register_landmark_pipeline,  # pipeline("landmark-video"): landmarks, interpolated or predicted frames
     variants=(
         Variant("landmark-dynamics-tiny", dict(num_landmarks=8, hidden_size=64, num_layers=1),
                 "an LSTM over the 8 landmarks of landmark-video-tiny, for tests and demos"),

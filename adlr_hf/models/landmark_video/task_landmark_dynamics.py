@@ -298,5 +298,12 @@ frames[0].save("next_frame.png")
 ```"""
 
 
+def register_landmark_pipeline() -> None:
+    """The `landmark-video` pipeline, imported only when the family registers."""
+    from .pipeline_landmark_video import register_pipeline
+
+    register_pipeline()
+
+
 __all__ = ["LANDMARK_MODEL_DIR", "LandmarkDynamicsTask", "encode_clip", "load_landmark_model", "read_clip",
-           "square_frames"]
+           "register_landmark_pipeline", "square_frames"]
