@@ -46,6 +46,7 @@ __all__ = ["LandmarkAppearance", "LandmarkOutput", "LandmarkVideoModel", "Landma
            "LandmarkVideoPreTrainedModel"]
 
 SPADE_SLOPE = 0.2
+INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d's default
 
 
 @dataclass
@@ -71,15 +72,16 @@ class LandmarkAppearance:
 
 @dataclass
 class LandmarkVideoOutput(ModelOutput):
-    """loss: the reconstruction loss (with `labels`); reconstruction (N, 3, H, W) in [-1, 1] (not clamped); mu,
-    covariance, heatmaps: the pose frame's landmarks; appearance_mu, appearance_covariance: the appearance frame's;
-    foreground_mask (N, 1, H, W) with `use_fg_bg_mask`; hidden_states: the pose encoder's four level outputs."""
+    """loss: the reconstruction loss (with `labels`); mu, covariance, heatmaps: the pose frame's landmarks (the
+    model's main output, first); reconstruction (N, 3, H, W) in [-1, 1] (not clamped); appearance_mu,
+    appearance_covariance: the appearance frame's landmarks; foreground_mask (N, 1, H, W) with `use_fg_bg_mask`;
+    hidden_states: the pose encoder's four level outputs."""
 
     loss: torch.FloatTensor | None = None
-    reconstruction: torch.FloatTensor | None = None
     mu: torch.FloatTensor | None = None
     covariance: torch.FloatTensor | None = None
     heatmaps: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
     appearance_mu: torch.FloatTensor | None = None
     appearance_covariance: torch.FloatTensor | None = None
     foreground_mask: torch.FloatTensor | None = None
@@ -88,17 +90,18 @@ class LandmarkVideoOutput(ModelOutput):
 
 # -- building blocks -----------------------------------------------------------------------------------------------
 class ConvNormReLU(nn.Module):
-    """Conv2d, instance norm (no affine, optional), ReLU: the reference's `conv_ReLU`."""
+    """Conv2d, instance norm (no affine, optional), ReLU: the reference's `conv_ReLU`. The norm is the function (no
+    module, it has no parameters), so it runs on whatever channels a column-parallel conv leaves on this rank."""
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, norm=True):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
-        self.norm = nn.InstanceNorm2d(out_channels) if norm else None
+        self.norm = norm
 
     def forward(self, x):
         x = self.conv(x)
-        if self.norm is not None:
-            x = self.norm(x)
+        if self.norm:
+            x = F.instance_norm(x, eps=INSTANCE_NORM_EPS)
         return F.relu(x)
 
 
@@ -196,7 +199,8 @@ class SpectralConv2d(nn.Conv2d):
                 self.weight_u.copy_(u)
         # In float64: float32 matrix-vector products round differently with the memory alignment of the weights
         # (a loaded checkpoint's), and sigma must not depend on it.
-        sigma = torch.dot(self.weight_u.double(), matrix.double().mv(self.weight_v.double()))
+        u, v = (b.to(torch.float64, copy=True) for b in (self.weight_u, self.weight_v))  # copies: updated in place
+        sigma = torch.dot(u, matrix.double().mv(v))
         return self.weight / sigma.to(self.weight.dtype)
 
     def forward(self, x):
