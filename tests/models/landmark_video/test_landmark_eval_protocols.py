@@ -121,9 +121,16 @@ def evaluate(argv, out):
 
 
 def test_interpolation_and_prediction_evaluate_on_real_clips(real_setup, tmp_path):
+    points = {"04": {str(i): [[20 + i, 30.0], [40.0, 10 + 2 * i]] for i in range(12)},
+              "10": {str(i): [[22.0, 31.0 - i], [41.0, 12.0]] for i in range(0, 12, 2)}}
+    (tmp_path / "keypoints.json").write_text(json.dumps(points))
     record = evaluate([str(real_setup / "dynamics"), "--task", "landmark-interpolation", "--data",
-                       str(real_setup / "clips"), "--gaps", "3", "7"], tmp_path / "interp.json")
+                       str(real_setup / "clips"), "--gaps", "3", "7", "--keypoints", str(tmp_path / "keypoints.json")],
+                      tmp_path / "interp.json")
     metrics = record["metrics"]
+    keypoints = metrics["keypoints"]  # 18 annotated frames: the first 9 fit the regression, the other 9 test it
+    assert (keypoints["num_fit_frames"], keypoints["num_test_frames"]) == (9, 9)
+    assert 0 <= keypoints["keypoint_accuracy_6px"] <= 1 and keypoints["keypoint_error_box"] >= 0
     assert record["settings"]["gaps"] == [3, 7] and metrics["headline_gap"] == 7
     assert metrics["per_gap"]["gap3"]["num_frames"] == 2 * 6 and metrics["per_gap"]["gap7"]["num_frames"] == 2 * 7
     assert 0 < metrics["ssim"] <= 1 and metrics["frame_average_psnr"] > 15  # consecutive face frames are similar
