@@ -186,7 +186,7 @@ def landmark_regression(landmark_model, data, keypoints_file) -> dict:
     return {**bbc_keypoint_scores(predicted, torch.stack([r[2] for r in test]), sides), "num_fit_frames": len(fit)}
 
 
-# -- adlr-hf evaluate ---------------------------------------------------------------------------------------------------
+# -- adlr-hf evaluate -------------------------------------------------------------------------------------------------
 def _read_clips(clips, size: int) -> dict[str, torch.Tensor]:
     return {clip.name: read_clip(clip, size) for clip in clips}
 

@@ -9,9 +9,10 @@ are interpolated in coordinate space and decoded with the appearance of the near
   at the first and last key, hence two key frames give the straight line).
 - Covariances Σ ([..., K, 2, 2], symmetric positive definite) are interpolated in log-Cholesky coordinates:
   Σ = L Lᵀ, the off-diagonal of L and the log of its diagonal are interpolated with the same weights as μ, then L
-  is put back together with a positive (exponentiated) diagonal. Any weights, also the cubic's overshooting ones, therefore give
-  a symmetric positive definite Σ (interpolating Σ itself with negative weights could leave the cone), and a convex
-  path between two covariances is the geodesic of the log-Cholesky metric (Lin, SIAM J. Matrix Anal. Appl. 2019).
+  is put back together with a positive (exponentiated) diagonal. Any weights, also the cubic's overshooting ones,
+  therefore give a symmetric positive definite Σ (interpolating Σ itself with negative weights could leave the cone),
+  and a convex path between two covariances is the geodesic of the log-Cholesky metric (Lin, SIAM J. Matrix Anal.
+  Appl. 2019).
 - At a key time the key frame's own μ and Σ are returned bit for bit.
 """
 
