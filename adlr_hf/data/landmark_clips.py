@@ -5,10 +5,12 @@ spline) and the target A.
 
 Reference: NVIDIA/UnsupervisedLandmarkLearning, `dataloaders/base_datasets.py` (`sample_temporal`, colour jitter
 0.4/0.4/0.4/0.3, TPS warp, `Normalize((0.5,)*3, (0.5,)*3)`), `dataloaders/bbc_pose_dataset.py` (crop around the box
-of frame A ± 60 px, clipped to the frame, applied to both frames, resized to `img_size` squared).
+of frame A ± 60 px, clipped to the frame, applied to both frames, resized to `img_size` squared whatever the
+box's aspect).
 
 Boxes (optional): `boxes.json` in a clip folder, or `<video>.boxes.json` beside a video: a list with one
-[x_min, y_min, x_max, y_max] (pixels) or null per frame. Without boxes the whole frame is used.
+[x_min, y_min, x_max, y_max] (pixels) or null per frame. Without a box the centred square of the frame is used (as
+the landmark-dynamics task and the pipeline read frames).
 
 Deviations from the reference:
 - the partner frame is drawn among the frames `gap_min`..`gap_max` away on either side (the reference looks forward
@@ -32,7 +34,7 @@ import torchvision.transforms.v2.functional as TF
 from .frames import Clip, _read_image, find_clips, read_video_frames
 from .tps import random_tps_targets, tps_grid, tps_warp
 
-__all__ = ["APPEARANCE_SOURCES", "LandmarkPairs", "clip_boxes", "landmark_collate", "load_landmark_clips"]
+__all__ = ["APPEARANCE_SOURCES", "LandmarkPairs", "check_gaps", "clip_boxes", "landmark_collate", "load_landmark_clips"]
 
 APPEARANCE_SOURCES = ("temporal", "warped", "both")
 BOX_MARGIN = 60  # pixels around a box (the reference's BBC loader)
@@ -70,28 +72,36 @@ class ClipFrames:
     stop: int
 
 
+def check_gaps(paths, gap_min: int, gap_max: int) -> list[Clip]:
+    """The clips under `paths`, after checking the gap bounds and that every clip gives a pair of frames `gap_min`
+    apart (one error naming the clip otherwise); reads file headers only."""
+    if not 1 <= gap_min <= gap_max:
+        raise ValueError(f"--gap-min {gap_min} and --gap-max {gap_max} must satisfy 1 <= gap-min <= gap-max (3 and "
+                         "40 in the reference)")
+    clips = [clip for path in paths for clip in find_clips(path)]
+    for clip in clips:
+        if clip.num_frames <= gap_min:
+            raise ValueError(f"clip {clip.name!r} ({clip.source}) has {clip.num_frames} frames, too short for "
+                             f"--gap-min {gap_min} (pairs need frames {gap_min} apart); lower --gap-min below "
+                             f"{clip.num_frames} or remove the clip")
+        clip_boxes(clip)
+    return clips
+
+
 def load_landmark_clips(paths, gap_min: int, gap_max: int, eval_fraction: float):
     """(training parts, held-out parts) of every clip under `paths`: the last max(gap_min + 1, ⌈fraction·n⌉) frames
     of a clip are held out when at least gap_min + 1 frames stay for training. A clip that cannot give a pair of
     frames `gap_min` apart is an error naming it."""
-    if not 1 <= gap_min <= gap_max:
-        raise ValueError(f"--gap-min {gap_min} and --gap-max {gap_max} must satisfy 1 <= gap-min <= gap-max (3 and "
-                         "40 in the reference)")
     train, held = [], []
-    for path in paths:
-        for clip in find_clips(path):
-            if clip.num_frames <= gap_min:
-                raise ValueError(f"clip {clip.name!r} ({clip.source}) has {clip.num_frames} frames, too short for "
-                                 f"--gap-min {gap_min} (pairs need frames {gap_min} apart); lower --gap-min below "
-                                 f"{clip.num_frames} or remove the clip")
-            boxes = clip_boxes(clip)
-            n, cut = clip.num_frames, clip.num_frames
-            if eval_fraction > 0:
-                held_frames = max(gap_min + 1, math.ceil(eval_fraction * n))
-                if n - held_frames >= gap_min + 1:
-                    cut = n - held_frames
-                    held.append(ClipFrames(clip, boxes, cut, n))
-            train.append(ClipFrames(clip, boxes, 0, cut))
+    for clip in check_gaps(paths, gap_min, gap_max):
+        boxes = clip_boxes(clip)
+        n, cut = clip.num_frames, clip.num_frames
+        if eval_fraction > 0:
+            held_frames = max(gap_min + 1, math.ceil(eval_fraction * n))
+            if n - held_frames >= gap_min + 1:
+                cut = n - held_frames
+                held.append(ClipFrames(clip, boxes, cut, n))
+        train.append(ClipFrames(clip, boxes, 0, cut))
     return train, held
 
 
@@ -106,10 +116,12 @@ def _frames(clip: Clip, indices: list[int]) -> list[np.ndarray]:
 
 def _crop_box(part: ClipFrames, index: int, height: int, width: int):
     """(top, left, bottom, right) of the crop for frame `index`: its box ± BOX_MARGIN clipped to the frame, or the
-    whole frame."""
+    centred square of the frame."""
     box = part.boxes[index] if part.boxes is not None else None
     if box is None:
-        return 0, 0, height, width
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        return top, left, top + side, left + side
     left, top = max(0, int(round(box[0] - BOX_MARGIN))), max(0, int(round(box[1] - BOX_MARGIN)))
     right, bottom = min(width, int(round(box[2] + BOX_MARGIN))), min(height, int(round(box[3] + BOX_MARGIN)))
     if right - left < 2 or bottom - top < 2:
@@ -135,10 +147,10 @@ def colour_jitter(frame: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 
 class LandmarkPairs(torch.utils.data.Dataset):
-    """One sample per frame of the parts: {"pixel_values_videos": (P, 2, 3, S, S) (pose frame, appearance frame),
-    "labels": (P, 3, S, S)}, all in [-1, 1], P = 2 pairs with `both` sources, else 1. `random` draws the partner,
-    jitter and warp from (seed, epoch, sample); otherwise (evaluation) the partner is the frame gap_min before (or
-    after, at a part's start) and nothing is jittered or warped."""
+    """One sample per frame of the parts that has a partner: {"pixel_values_videos": (P, 2, 3, S, S) (pose frame,
+    appearance frame), "labels": (P, 3, S, S)}, all in [-1, 1], P = 2 pairs with `both` sources, else 1. `random`
+    draws the partner, jitter and warp from (seed, epoch, sample); otherwise (evaluation) the partner is the frame
+    gap_min before (else the one gap_min after) and nothing is jittered or warped."""
 
     def __init__(self, parts, size: int, gap_min: int, gap_max: int, source: str = "temporal", random: bool = True,
                  seed: int = 0):
@@ -146,10 +158,18 @@ class LandmarkPairs(torch.utils.data.Dataset):
             raise ValueError(f"appearance source {source!r} is not one of {APPEARANCE_SOURCES}")
         self.parts, self.size, self.gap_min, self.gap_max = list(parts), size, gap_min, gap_max
         self.source, self.random, self.seed, self.epoch = source, random, seed, 0
-        self.offsets = np.cumsum([0] + [p.stop - p.start for p in self.parts])
+        # (part, frame) of every frame that has a partner gap_min..gap_max away in its part (every frame when the
+        # appearance is only the warped frame itself)
+        self.samples = [(i, f) for i, part in enumerate(self.parts) for f in range(part.start, part.stop)
+                        if source == "warped" or self._partners(part, f)]
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.samples)
+
+    def _partners(self, part: ClipFrames, frame: int) -> list[int]:
+        """Frames gap_min..gap_max away from `frame` within the part (only gap_min away for evaluation)."""
+        gaps = range(self.gap_min, self.gap_max + 1) if self.random else (self.gap_min,)
+        return [frame + s * d for d in gaps for s in (-1, 1) if part.start <= frame + s * d < part.stop]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -159,10 +179,9 @@ class LandmarkPairs(torch.utils.data.Dataset):
         return torch.Generator().manual_seed(int(seed))
 
     def _partner(self, part: ClipFrames, frame: int, generator) -> int:
+        choices = self._partners(part, frame)
         if not self.random:
-            return frame - self.gap_min if frame - self.gap_min >= part.start else frame + self.gap_min
-        choices = [frame + s * d for d in range(self.gap_min, self.gap_max + 1) for s in (-1, 1)
-                   if part.start <= frame + s * d < part.stop]
+            return choices[0]  # the frame gap_min before, else the one gap_min after
         return choices[int(torch.randint(len(choices), (), generator=generator))]
 
     def _to_model(self, frame: torch.Tensor) -> torch.Tensor:
@@ -172,9 +191,8 @@ class LandmarkPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         index = int(index)
-        which = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        which, frame = self.samples[index]
         part = self.parts[which]
-        frame = part.start + index - int(self.offsets[which])
         generator = self._generator(index)
         partner = self._partner(part, frame, generator) if self.source != "warped" else frame
         image, other = _frames(part.clip, [frame, partner])

@@ -5,7 +5,7 @@ Unsupervised Landmarks", arXiv 1909.02749; reference NVIDIA/UnsupervisedLandmark
 from transformers import PretrainedConfig
 
 SIZE_DIVISOR = 16  # the pose encoder halves H and W four times; the SPADE decoder starts at 1/16 resolution
-MIN_SIZE = 32  # instance norm needs more than one pixel at the deepest (1/16) level
+MIN_SIZE = 64  # instance norm at the deepest (1/16) level normalises over at least 4x4 pixels
 # The reference's VGG19 layer weights with `reduced_w` (relu1_2, relu2_2, relu3_2, relu4_2, pixels).
 REDUCED_VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
@@ -41,7 +41,7 @@ class LandmarkVideoConfig(PretrainedConfig):
     - `use_fg_bg_mask`, `low_res_mask`: the reference's optional foreground/background factorisation (a mask U-Net on
       the rendered maps and a background U-Net on the masked appearance frame).
     - `image_size`: the crop size the model is trained at (128 in the reference); the model runs on any H and W that
-      are multiples of 16 and at least 32.
+      are multiples of 16 and at least 64.
     - `vgg_lambda`, `vgg_reduced_weights`: the perceptual loss's factor (5 in the BBC config) and layer weights
       (1/32, 1/16, 1/8, 1/4 on relu1_2..relu4_2 and 1 on pixels when reduced) when VGG19 features are attached;
       `ssim_weight`: weight of the (1 - SSIM) term of the fallback loss, mean |x - y| + ssim_weight (1 - SSIM).
@@ -120,7 +120,9 @@ class LandmarkVideoConfig(PretrainedConfig):
 
     @property
     def size_divisor(self) -> int:
-        """H and W must be multiples of 16 (and at least 32); this is the smallest frame size the model runs on."""
+        """The smallest frame size the model runs on (H and W must also be multiples of 16): at 64 the deepest pose
+        level and the decoder's first SPADE blocks normalise over 4x4 pixels (over 2x2 at 32, instance norm turns
+        float32 rounding into visible differences)."""
         return MIN_SIZE
 
     @property

@@ -28,8 +28,9 @@ def coordinate_grid(height: int, width: int, dtype=torch.float32, device=None) -
 def estimate_landmarks(logits: torch.Tensor, fixed_covariance: float | None = None):
     """Heatmap logits (N, K, h, w) -> (mu (N, K, 2), covariance (N, K, 2, 2), heatmaps (N, K, h, w)).
 
-    heatmaps = softmax over the h·w pixels of each map (the reference's exp then normalise); mu = Σ p·x (soft-argmax);
-    covariance = Σ p·x xᵀ - mu muᵀ, or `fixed_covariance`·I when given (the reference's `use_identity_covariance`).
+    heatmaps = softmax over the h·w pixels of each map (the reference's exp then normalise); mu = Σ p·x
+    (soft-argmax); covariance = Σ p·x xᵀ - mu muᵀ, or `fixed_covariance`·I when given (the reference's
+    `use_identity_covariance`).
     """
     n, k, h, w = logits.shape
     probs = torch.softmax(logits.reshape(n, k, h * w), dim=-1)

@@ -13,7 +13,7 @@ SPADE generator (spectral norm, instance norm) conditioned on the rendered maps 
 foreground mask (from the rendered maps) blends the decoded foreground with a background U-Net's output.
 
 Deviations from the reference:
-- the model runs on any H and W that are multiples of 16 (at least 32): grids and the decoder's start size follow
+- the model runs on any H and W that are multiples of 16 (at least 64): grids and the decoder's start size follow
   the input instead of a fixed `img_size`;
 - rendering adds 1e-6·I to Σ before inverting it (a collapsed heatmap still renders);
 - spectral norm is a conv with its own power-iteration buffers (`weight_u`, `weight_v`) instead of
@@ -324,7 +324,7 @@ class LandmarkVideoPreTrainedModel(AdlrPreTrainedModel):
 
 
 class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
-    """The part-factorised landmark model. Frames are RGB in [-1, 1], H and W multiples of 16, at least 32.
+    """The part-factorised landmark model. Frames are RGB in [-1, 1], H and W multiples of 16, at least 64.
 
     - `encode_pose(pixel_values)` → `LandmarkOutput` (mu, covariance, heatmaps, features);
     - `encode_appearance(pixel_values, mu=None, covariance=None, heatmaps=None, features=None)` → `LandmarkAppearance`
@@ -431,7 +431,8 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
                                  f"frame; got {tuple(pixel_values_videos.shape)}")
             pose_frames, appearance_frames = pixel_values_videos[:, 0], pixel_values_videos[:, 1]
         if pose_frames is None:
-            raise ValueError("forward needs the frames: pixel_values_videos (N, 2, 3, H, W) or pose_frames (N, 3, H, W)")
+            raise ValueError("forward needs the frames: pixel_values_videos (N, 2, 3, H, W) or pose_frames "
+                             "(N, 3, H, W)")
         pose_frames = self._check_frames(pose_frames, "pose_frames")
         appearance_frames = pose_frames if appearance_frames is None else \
             self._check_frames(appearance_frames, "appearance_frames")

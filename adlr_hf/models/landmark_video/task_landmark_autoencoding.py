@@ -4,11 +4,11 @@ reference NVIDIA/UnsupervisedLandmarkLearning `train.py`, `configs/train_args_bb
 Each sample is a frame A of a clip: its landmarks come from A colour-jittered, its appearance from another frame of
 the clip `--gap-min`..`--gap-max` frames away (3..40, the reference's BBC setting, `--appearance-source temporal`),
 from A warped by a random thin-plate spline (`warped`), or both (two pairs per sample); the target is A. Frames are
-cropped around optional per-frame boxes (± 60 px) and resized to the model's `image_size` squared, in [-1, 1]
-(`adlr_hf.data.landmark_clips`). The loss is the reference's VGG19 perceptual loss with `--vgg19-weights FILE` (a
-local torchvision VGG19 state dict), else L1 + (1 - SSIM). Training-time evaluation reconstructs held-out frames
-(the last `--eval-fraction` of each clip) from the frame `--gap-min` before and reports PSNR / SSIM beside the
-appearance frame's own (copying the other frame)."""
+cropped around optional per-frame boxes (± 60 px; else to their centred square) and resized to the model's
+`image_size` squared, in [-1, 1] (`adlr_hf.data.landmark_clips`). The loss is the reference's VGG19 perceptual loss
+with `--vgg19-weights FILE` (a local torchvision VGG19 state dict), else L1 + (1 - SSIM). Training-time evaluation
+reconstructs held-out frames (the last `--eval-fraction` of each clip) from the frame `--gap-min` before or after and
+reports PSNR / SSIM beside the appearance frame's own (copying the other frame)."""
 
 from __future__ import annotations
 
@@ -69,9 +69,10 @@ class LandmarkAutoencodingTask(Task):
                                                for m in ("encode_pose", "encode_appearance", "decode"))
 
     def check_args(self, args, config) -> None:
-        if not 1 <= args.gap_min <= args.gap_max:
-            raise ValueError(f"--gap-min {args.gap_min} and --gap-max {args.gap_max} must satisfy 1 <= gap-min <= "
-                             "gap-max (3 and 40 in the reference)")
+        """The gaps, every clip's length and boxes file, the VGG19 file: checked before any folder is written."""
+        from ...data.landmark_clips import check_gaps
+
+        check_gaps(args.data, args.gap_min, args.gap_max)
         if not 0.0 <= args.eval_fraction < 1.0:
             raise ValueError(f"--eval-fraction {args.eval_fraction} must be in [0, 1)")
         if args.vgg19_weights is not None:
@@ -124,7 +125,7 @@ class LandmarkAutoencodingTask(Task):
                     training.get("appearance_source"), "n/a")),
                 ("frame gap", f"{training.get('gap_min')}..{training.get('gap_max')}"),
                 ("crop", f"{training.get('image_size')}² "
-                         f"({'boxes ± 60 px' if training.get('boxes') else 'whole frames'})"),
+                         f"({'boxes ± 60 px' if training.get('boxes') else 'centred squares'})"),
                 ("loss", loss)]
         if training.get("eval_psnr") is not None:
             rows.append(("held-out reconstruction PSNR / SSIM (appearance frame: PSNR)",

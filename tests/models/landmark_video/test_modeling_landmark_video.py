@@ -83,17 +83,17 @@ def test_stages_shapes_and_forward_agree():
     torch.manual_seed(0)
     model = LandmarkVideoModel(tiny()).eval()
     k = model.config.num_landmarks
-    pose, look = torch.rand(2, 3, 48, 64) * 2 - 1, torch.rand(2, 3, 48, 64) * 2 - 1
+    pose, look = torch.rand(2, 3, 64, 80) * 2 - 1, torch.rand(2, 3, 64, 80) * 2 - 1
     with torch.no_grad():
         landmarks = model.encode_pose(pose)
         assert landmarks.mu.shape == (2, k, 2) and landmarks.covariance.shape == (2, k, 2, 2)
-        assert landmarks.heatmaps.shape == (2, k, 24, 32)
+        assert landmarks.heatmaps.shape == (2, k, 32, 40)
         assert landmarks.mu.abs().max() <= 1
         torch.testing.assert_close(landmarks.heatmaps.sum(dim=(2, 3)), torch.ones(2, k))
         appearance = model.encode_appearance(look)
         assert appearance.vectors.shape == (2, k, model.config.appearance_channels)
         frames = model.decode(appearance, landmarks.mu, landmarks.covariance)
-        assert frames.shape == (2, 3, 48, 64)
+        assert frames.shape == (2, 3, 64, 80)
         out = model(pose_frames=pose, appearance_frames=look, labels=pose)
         torch.testing.assert_close(out.reconstruction, frames)
         stacked = model(pixel_values_videos=torch.stack((pose, look), dim=1))
@@ -104,14 +104,14 @@ def test_stages_shapes_and_forward_agree():
 def test_foreground_background_masks_blend_the_decoded_frame():
     torch.manual_seed(0)
     model = LandmarkVideoModel(tiny(use_fg_bg_mask=True)).eval()
-    frames = torch.rand(1, 2, 3, 32, 32) * 2 - 1
+    frames = torch.rand(1, 2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         out = model(pixel_values_videos=frames)
     mask = out.foreground_mask
-    assert mask.shape == (1, 1, 32, 32) and 0 < mask.min() and mask.max() < 1
+    assert mask.shape == (1, 1, 64, 64) and 0 < mask.min() and mask.max() < 1
     low = LandmarkVideoModel(tiny(use_fg_bg_mask=True, low_res_mask=True)).eval()
     with torch.no_grad():
-        assert low(pixel_values_videos=frames).foreground_mask.shape == (1, 1, 32, 32)
+        assert low(pixel_values_videos=frames).foreground_mask.shape == (1, 1, 64, 64)
 
 
 def test_training_forward_updates_spectral_norm_and_eval_does_not():
@@ -119,7 +119,7 @@ def test_training_forward_updates_spectral_norm_and_eval_does_not():
     model = LandmarkVideoModel(tiny())
     conv = model.decoder.head_0.conv_0
     before = conv.weight_u.clone()
-    frames = torch.rand(1, 2, 3, 32, 32) * 2 - 1
+    frames = torch.rand(1, 2, 3, 64, 64) * 2 - 1
     model.eval()
     with torch.no_grad():
         model(pixel_values_videos=frames)
@@ -142,13 +142,13 @@ def test_save_and_load_by_auto_class_give_equal_outputs(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert type(loaded) is LandmarkVideoModel
-    frames = torch.rand(2, 2, 3, 32, 32) * 2 - 1
+    frames = torch.rand(2, 2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixel_values_videos=frames).reconstruction,
                                    model(pixel_values_videos=frames).reconstruction, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 40, 32), (1, 3, 16, 16), (1, 1, 32, 32)])
+@pytest.mark.parametrize("shape", [(1, 3, 72, 64), (1, 3, 48, 48), (1, 1, 64, 64)])
 def test_bad_frame_shapes_get_one_clear_error(shape):
     model = LandmarkVideoModel(tiny())
     with pytest.raises(ValueError, match="pixel_values"):
@@ -157,7 +157,7 @@ def test_bad_frame_shapes_get_one_clear_error(shape):
 
 def test_decode_refuses_landmarks_of_another_k():
     model = LandmarkVideoModel(tiny()).eval()
-    frames = torch.zeros(1, 3, 32, 32)
+    frames = torch.zeros(1, 3, 64, 64)
     appearance = model.encode_appearance(frames)
     with pytest.raises(ValueError, match="num_landmarks=8"):
         model.decode(appearance, torch.zeros(1, 5, 2), torch.eye(2).expand(1, 5, 2, 2))

@@ -77,7 +77,7 @@ def test_perceptual_loss_taps_the_four_relus_with_the_reference_weights(vgg19_fi
 def test_model_uses_the_attached_vgg19_features(vgg19_file):
     torch.manual_seed(0)
     model = LandmarkVideoModel(get_config("landmark-video-tiny")).eval()
-    frames = torch.rand(1, 2, 3, 32, 32) * 2 - 1
+    frames = torch.rand(1, 2, 3, 64, 64) * 2 - 1
     plain = model(pixel_values_videos=frames, labels=frames[:, 0]).loss
     model.set_perceptual_network(load_vgg19_features(vgg19_file))
     assert not any(k.startswith("_perceptual") for k in model.state_dict())  # never saved

@@ -38,8 +38,8 @@ def _check(rank, group, fg_bg, tmp):
     assert "pose_encoder.encoder.0.down.conv" in columns and "pose_encoder.encoder.3.refine.conv" in rows
     assert "decoder.up_4.norm_1.mlp_shared" in columns and "decoder.up_4.norm_1.mlp_gamma" in rows
     g = torch.Generator().manual_seed(1)
-    frames = torch.rand(2, 2, 3, 32, 48, generator=g, dtype=torch.float64) * 2 - 1
-    target = torch.rand(2, 3, 32, 48, generator=g, dtype=torch.float64) * 2 - 1
+    frames = torch.rand(2, 2, 3, 64, 64, generator=g, dtype=torch.float64) * 2 - 1
+    target = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64) * 2 - 1
     ref_out = reference(pixel_values_videos=frames, labels=target)
     out = model(pixel_values_videos=frames, labels=target)
     for field in ("mu", "covariance", "reconstruction", "foreground_mask", "loss"):
