@@ -124,3 +124,15 @@ def test_video_files_give_pairs_through_the_platform_loader():
     sample = LandmarkPairs(train, 64, 3, 40, seed=0)[100]
     assert sample["pixel_values_videos"].shape == (1, 2, 3, 64, 64)
     assert -1 <= float(sample["labels"].min()) and float(sample["labels"].max()) <= 1
+
+
+def test_the_card_says_which_loss_trained_the_model():
+    from adlr_hf.models.landmark_video.task_landmark_autoencoding import LandmarkAutoencodingTask
+
+    task = LandmarkAutoencodingTask()
+    plain = dict(task.card_rows({"frames": 6, "appearance_source": "both", "gap_min": 3, "gap_max": 40,
+                                 "image_size": 128, "boxes": True, "perceptual": None}))
+    assert plain["loss"].startswith("L1 + (1 - SSIM)") and plain["crop"] == "128² (boxes ± 60 px)"
+    assert any("VGG19" in line for line in task.limitations({"frames": 6, "perceptual": None}))
+    vgg = dict(task.card_rows({"frames": 6, "appearance_source": "temporal", "perceptual": "/w/vgg19.pth"}))
+    assert vgg["loss"].startswith("VGG19 perceptual") and "`vgg19.pth`" in vgg["loss"]
