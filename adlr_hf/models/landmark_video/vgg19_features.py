@@ -8,6 +8,9 @@ torchvision caches as `vgg19-dcbb9e9d.pth`.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -25,7 +28,10 @@ def _features() -> nn.Sequential:
 
 
 def _state(path) -> dict[str, torch.Tensor]:
-    state = _read(path)
+    if not Path(os.path.expanduser(os.fspath(path))).is_file():
+        raise FileNotFoundError(f"VGG19 weights {str(path)!r} do not exist; pass a local torchvision VGG19 state dict "
+                                "(e.g. vgg19-dcbb9e9d.pth), or leave --vgg19-weights off (L1 + SSIM loss)")
+    state = _read(path)  # the shared reader: a clear error for unreadable files
     if any(k.startswith("features.") for k in state):
         state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     with torch.device("meta"):

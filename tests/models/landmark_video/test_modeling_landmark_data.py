@@ -102,7 +102,7 @@ def test_a_clip_shorter_than_the_gap_is_refused_before_anything_is_read(tmp_path
     ("gap bounds reversed", ["--data", "{w}/data/long", "--gap-min", "2", "--gap-max", "1"],
      ["--gap-min 2 and --gap-max 1"]),
     ("missing VGG19 weights", ["--data", "{w}/data/long", "--vgg19-weights", "{w}/vgg19.pth"],
-     ["vgg19.pth", "do not exist"]),
+     ["VGG19 weights", "vgg19.pth", "do not exist", "--vgg19-weights off"]),
 ])
 def test_bad_input_gets_one_error_and_writes_nothing(case, argv, needles, tmp_path_factory, tmp_path, capsys,
                                                      monkeypatch):
