@@ -120,6 +120,7 @@ def evaluate(argv, out):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_interpolation_and_prediction_evaluate_on_real_clips(real_setup, tmp_path):
     points = {"04": {str(i): [[20 + i, 30.0], [40.0, 10 + 2 * i]] for i in range(12)},
               "10": {str(i): [[22.0, 31.0 - i], [41.0, 12.0]] for i in range(0, 12, 2)}}
