@@ -1,0 +1,1 @@
+../shared/modeling_adlr.py
