@@ -43,6 +43,17 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6, what=""):
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
 
 
+def expected_grad_shard(model, name: str, full_grad, rank: int, tp: int = 2):
+    """The part of the TP=1 gradient `full_grad` of parameter `name` that rank `rank` of the split `model` holds."""
+    from adlr_hf.parallel.layers import _ParallelModule
+    from adlr_hf.parallel.sharding import split_for_rank
+
+    module_name, _, param = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    spec = module.partition.get(param) if isinstance(module, _ParallelModule) else None
+    return full_grad if spec is None else split_for_rank(full_grad, spec[0], rank, tp, spec[1])
+
+
 def assert_saves_match(model, reference, folder: str, rank: int, what: str = "") -> None:
     """A TP=2 `save_pretrained` is tensor-for-tensor the TP=1 model's (every rank calls it; rank 0 also saves the
     reference). Writes `<folder>-tp2` and `<folder>-tp1`."""

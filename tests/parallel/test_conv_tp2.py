@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-from dist_utils import assert_close, assert_saves_match, run_ranks
+from dist_utils import assert_close, assert_saves_match, expected_grad_shard, run_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -176,15 +176,6 @@ def _randomise_batch_norms(model, seed):
                 module.running_var.copy_(torch.rand(n, generator=g) + 0.5)
 
 
-def _expected_grad(model, name, full_grad, rank):
-    from adlr_hf.parallel.layers import _ParallelModule
-    from adlr_hf.parallel.sharding import split_for_rank
-
-    module_name, _, param = name.rpartition(".")
-    module = model.get_submodule(module_name)
-    spec = module.partition.get(param) if isinstance(module, _ParallelModule) else None
-    return full_grad if spec is None else split_for_rank(full_grad, spec[0], rank, 2, spec[1])
-
 
 def _whole_model(rank, group, name, overrides, tmp, expected_types):
     from transformers import AutoModelForImageClassification
@@ -229,7 +220,7 @@ def _whole_model(rank, group, name, overrides, tmp, expected_types):
     out.loss.backward()
     ref_params = dict(reference.named_parameters())
     for pname, param in model.named_parameters():
-        expected = _expected_grad(model, pname, ref_params[pname].grad, rank)
+        expected = expected_grad_shard(model, pname, ref_params[pname].grad, rank)
         assert_close(param.grad, expected, rtol=1e-4, atol=1e-5, what=f"{name} grad of {pname}")
     gathered = gather_state_dict(model)
     ref_state = reference.state_dict()

@@ -6,19 +6,10 @@ import copy
 import pytest
 import torch
 
-from dist_utils import assert_close, assert_saves_match, run_ranks
+from dist_utils import assert_close, assert_saves_match, expected_grad_shard, run_ranks
 
 pytestmark = pytest.mark.slow
 
-
-def _expected_grad(model, name, full_grad, rank):
-    from adlr_hf.parallel.layers import _ParallelModule
-    from adlr_hf.parallel.sharding import split_for_rank
-
-    module_name, _, param = name.rpartition(".")
-    module = model.get_submodule(module_name)
-    spec = module.partition.get(param) if isinstance(module, _ParallelModule) else None
-    return full_grad if spec is None else split_for_rank(full_grad, spec[0], rank, 2, spec[1])
 
 
 def _check(rank, group, name, tmp):
@@ -49,7 +40,7 @@ def _check(rank, group, name, tmp):
     out.loss.backward()
     ref_params = dict(reference.named_parameters())
     for pname, param in model.named_parameters():
-        expected = _expected_grad(model, pname, ref_params[pname].grad, rank)
+        expected = expected_grad_shard(model, pname, ref_params[pname].grad, rank)
         assert_close(param.grad, expected, rtol=1e-9, atol=1e-10, what=f"{name} grad of {pname}")
     assert_saves_match(model, reference, f"{tmp}/{name}", rank, name)
     loaded = AutoModel.from_pretrained(f"{tmp}/{name}-tp1", tp_size=2, dtype=torch.float64)
