@@ -10,9 +10,12 @@ def _cmd_list(args) -> int:
     from .registry import list_models
 
     rows = list_models()
-    print(f"{'name':<24} {'family':<16} {'parameters':>14}  description")
+    name_width = max([len("name"), *(len(row["name"]) for row in rows)])
+    family_width = max([len("family"), *(len(row["family"]) for row in rows)])
+    print(f"{'name':<{name_width}} {'family':<{family_width}} {'parameters':>14}  description")
     for row in rows:
-        print(f"{row['name']:<24} {row['family']:<16} {row['parameters']:>14,}  {row['description']}")
+        print(f"{row['name']:<{name_width}} {row['family']:<{family_width}} {row['parameters']:>14,}  "
+              f"{row['description']}")
     return 0
 
 
