@@ -2,7 +2,8 @@
 
 The folder holds what `save_pretrained` writes (config.json with `auto_map`, model.safetensors or shards with
 model.safetensors.index.json, generation_config.json, the configuration/modeling .py files for
-`trust_remote_code=True`), the processor (tokenizer, image processor), a copy of the run's loss curve, `README.md`
+`trust_remote_code=True`), the processor (tokenizer, image processor), every sub-folder of the export that is
+itself a saved model (one with a config.json, such as a model the exported one runs with), a copy of the run's loss curve, `README.md`
 (the model card, see card.py), `adlr_hf_systems.json` (the systems numbers, and the marker that the folder is a
 publish) and `adlr_hf_evals.json` (model_index.py).
 
@@ -160,6 +161,16 @@ def _load_processor(model_dir: Path):
     return None
 
 
+def _copy_model_subfolders(model_dir: Path, tmp: Path) -> None:
+    """Copy every sub-folder of the export that is itself a saved model (holds a config.json), e.g. a model the
+    exported one needs at inference and saved beside itself; other sub-folders are not part of the model."""
+    for sub in sorted(p for p in Path(model_dir).iterdir() if p.is_dir() and (p / "config.json").is_file()):
+        if (tmp / sub.name).exists():
+            raise ValueError(f"{str(model_dir)!r}: sub-folder {sub.name!r} clashes with a file the publish writes; "
+                             "rename it")
+        shutil.copytree(sub, tmp / sub.name)
+
+
 def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, repo_id, max_shard_size, license,
                   previous: bool, measure_inference: bool, inference_runs: int) -> None:
     from transformers import AutoConfig
@@ -180,6 +191,7 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
     model.save_pretrained(tmp, max_shard_size=max_shard_size)
     if processor is not None:
         processor.save_pretrained(tmp)
+    _copy_model_subfolders(model_dir, tmp)
     fingerprint = _index.weights_fingerprint(tmp)
     systems = {
         "format": 2, "adlr_hf_version": _version(), "published_at": _now(), "repo_id": repo_id,
