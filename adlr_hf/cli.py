@@ -54,7 +54,7 @@ def _cmd_evaluate(args) -> int:
     import json
     import os
 
-    from .tasks import find_evaluation, tasks_for
+    from .tasks import evaluations_for, find_evaluation
 
     record_evaluation = None
     if args.update_card:  # checked first, so a missing card module fails before any work
@@ -71,8 +71,8 @@ def _cmd_evaluate(args) -> int:
             raise FileNotFoundError(f"--json {args.json}: folder {os.path.dirname(out)} does not exist; create it")
     task, evaluation = find_evaluation(args.task)
     config = _model_config(args.model_dir)
-    if config is not None and not task.fits(config):
-        fitting = [e.name for t in tasks_for(config) for e in t.evaluations]
+    if config is not None and not evaluation.fits(task, config):
+        fitting = evaluations_for(config)
         raise ValueError(f"--task {args.task} evaluates {task.auto_class_name} models; {args.model_dir} holds a "
                          f"{config.model_type!r} model. Evaluations that fit it: {', '.join(fitting) or 'none'}.")
     result = evaluation.run(args)

@@ -176,7 +176,7 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
     from transformers import AutoConfig
 
     from ..registry import count_parameters, family_for
-    from ..tasks import task_for_model, tasks_for
+    from ..tasks import evaluations_for, task_for_model
     from ..training.export import auto_class_for
 
     config = AutoConfig.from_pretrained(model_dir)
@@ -225,7 +225,7 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
     title = repo_id.split("/")[-1] if repo_id else out_dir.name
     # Without --repo-id the snippets name the folder by its own name (where it is uploaded or copied to).
     model_id = repo_id or out_dir.name
-    suggested = [e.name for t in tasks_for(config) for e in t.evaluations]
+    suggested = evaluations_for(config)
     card_data = _card.build_card_data(model_name=title, family=family, license=license, pipeline_tag=pipeline_tag,
                                       model_type=config.model_type, datasets=datasets, base_model=base_hub,
                                       records=kept)

@@ -39,7 +39,7 @@ def _current_fingerprint(model_dir: Path) -> str | None:
 def model_context(model_dir: Path):
     """(config or None, family or None, task or None, evaluations that fit) of a model folder."""
     from ..registry import family_for
-    from ..tasks import task_for_model, tasks_for
+    from ..tasks import evaluations_for, task_for_model
 
     config = None
     if (model_dir / "config.json").is_file():
@@ -51,7 +51,7 @@ def model_context(model_dir: Path):
             config = None
     if config is None:
         return None, None, None, []
-    suggested = [e.name for t in tasks_for(config) for e in t.evaluations]
+    suggested = evaluations_for(config)
     return config, family_for(config), task_for_model(config), suggested
 
 

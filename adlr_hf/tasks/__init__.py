@@ -93,6 +93,11 @@ def find_evaluation(name: str, missing_ok: bool = False):
     raise ValueError(f"unknown task {name!r} for evaluation; choose one of {', '.join(all_evaluations())}")
 
 
+def evaluations_for(config) -> list[str]:
+    """The names of the evaluations that run on a model with this config."""
+    return [e.name for task in _TASKS.values() for e in task.evaluations if e.fits(task, config)]
+
+
 def all_evaluations() -> list[str]:
     return [evaluation.name for task in _TASKS.values() for evaluation in task.evaluations]
 
@@ -105,6 +110,6 @@ __all__ = [
     "BertPretrainingTask", "CausalLMTask", "CharLMTask", "EvalMetric", "Evaluation", "ImageClassificationTask",
     "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "RelationshipDetectionTask", "SemanticSegmentationTask",
     "Task", "TaskRun",
-    "all_evaluations", "all_tasks", "find_evaluation", "get_task", "register_task", "task_for_model",
+    "all_evaluations", "all_tasks", "evaluations_for", "find_evaluation", "get_task", "register_task", "task_for_model",
     "task_for_training", "tasks_for",
 ]

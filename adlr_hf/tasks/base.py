@@ -43,6 +43,12 @@ class Evaluation:
     data_help: str
     model_index: ModelIndexEntry
     options: tuple[Option, ...] = ()
+    # model_types it also runs on besides its task's models (e.g. an evaluation that needs only a part a task's
+    # model carries, and that part alone is a model of its own)
+    also_fits: tuple[str, ...] = ()
+
+    def fits(self, task, config) -> bool:
+        return task.fits(config) or getattr(config, "model_type", None) in self.also_fits
 
     def run(self, args) -> dict:
         module, _, function = self.target.partition(":")

@@ -182,7 +182,8 @@ class LandmarkDynamicsTask(Task):
                                                help="landmark-interpolation: annotated keypoints {clip: {frame: "
                                                     "[[x, y], ...]}} in pixels of the original frames; adds the "
                                                     "landmark regression protocol")),
-                    LANDMARK_MODEL_OPTION)),
+                    LANDMARK_MODEL_OPTION),
+                   also_fits=("adlr_landmark_video",)),  # interpolation needs only the landmark model
         Evaluation("landmark-prediction",
                    "adlr_hf.models.landmark_video.evaluation_landmark_video:run_prediction_from_args",
                    "clips (frame folders or videos, or a folder of them)",

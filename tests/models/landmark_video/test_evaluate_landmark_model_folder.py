@@ -1,0 +1,92 @@
+"""`adlr-hf evaluate LANDMARK_MODEL --task landmark-interpolation` on a landmark model folder itself (interpolation
+needs only the landmark model): real face clips (../shared/data/face-video, the first 6 frames at 64×64), the same
+numbers as through a dynamics folder carrying that landmark model; prediction still needs a dynamics model; a folder
+that is neither is one clear error."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from models.video_utils import SHARED_DATA
+
+FACES = SHARED_DATA / "face-video" / "fomm-driving-frames"
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"real face frames not found at {FACES} (../shared/data "
+                                                           "of the checkout is absent)")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    from transformers import AutoModel
+
+    from adlr_hf import LandmarkDynamicsConfig, LandmarkDynamicsModel, get_config
+
+    root = tmp_path_factory.mktemp("landmark-eval")
+    for clip in ("04", "10"):
+        (root / "clips" / clip).mkdir(parents=True)
+        for i in range(6):
+            Image.open(FACES / clip / f"{i:03d}.png").convert("RGB").resize((64, 64), Image.BILINEAR).save(
+                root / "clips" / clip / f"{i:03d}.png")
+    torch.manual_seed(0)
+    landmarks = AutoModel.from_config(get_config("landmark-video-tiny"))
+    landmarks.save_pretrained(root / "landmarks")
+    LandmarkDynamicsModel(LandmarkDynamicsConfig(landmark_config=landmarks.config, hidden_size=8)).save_pretrained(
+        root / "dynamics")
+    landmarks.save_pretrained(root / "dynamics" / "landmark_model")
+    return root
+
+
+def evaluate(argv, out):
+    from adlr_hf.cli import main
+
+    assert main(["evaluate", *argv, "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_interpolation_runs_on_a_landmark_model_folder(folders, tmp_path):
+    argv = ["--task", "landmark-interpolation", "--data", str(folders / "clips"), "--gaps", "1", "3"]
+    record = evaluate([str(folders / "landmarks"), *argv], tmp_path / "landmarks.json")
+    assert record["task"] == "landmark-interpolation"
+    assert record["settings"]["landmark_model"] == str(folders / "landmarks")
+    metrics = record["metrics"]
+    # gap 1: key frames 0, 2, 4 -> frames 1, 3 per clip; gap 3: key frames 0, 4 -> frames 1, 2, 3 per clip
+    assert metrics["per_gap"]["gap1"]["num_frames"] == 2 * 2 and metrics["per_gap"]["gap3"]["num_frames"] == 2 * 3
+    assert 0 < metrics["ssim"] <= 1 and metrics["frame_average_psnr"] > 15  # consecutive face frames are similar
+    through_dynamics = evaluate([str(folders / "dynamics"), *argv], tmp_path / "dynamics.json")
+    assert through_dynamics["settings"]["landmark_model"] == str(folders / "dynamics" / "landmark_model")
+    assert through_dynamics["metrics"] == metrics  # same landmark model, same frames: the same numbers
+
+
+def test_the_evaluations_listed_for_each_model(folders):
+    from transformers import AutoConfig
+
+    from adlr_hf.tasks import evaluations_for
+
+    assert evaluations_for(AutoConfig.from_pretrained(folders / "landmarks")) == ["landmark-interpolation"]
+    assert evaluations_for(AutoConfig.from_pretrained(folders / "dynamics")) == ["landmark-interpolation",
+                                                                                  "landmark-prediction"]
+
+
+def test_prediction_on_a_landmark_model_and_a_folder_that_is_neither_are_clear_errors(folders, tmp_path, capsys):
+    from adlr_hf.cli import main
+
+    out = tmp_path / "never.json"
+    clips = str(folders / "clips")
+    assert main(["evaluate", str(folders / "landmarks"), "--task", "landmark-prediction", "--data", clips,
+                 "--horizon", "2", "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'adlr_landmark_video' model" in err and "Evaluations that fit it: landmark-interpolation" in err
+    (tmp_path / "empty").mkdir()  # no config.json: not a landmark model, nor a dynamics model carrying one
+    assert main(["evaluate", str(tmp_path / "empty"), "--task", "landmark-interpolation", "--data", clips,
+                 "--json", str(out)]) == 2
+    assert ("is neither a landmark model nor a dynamics model carrying one in landmark_model/; pass --landmark-model "
+            "DIR" in capsys.readouterr().err)
+    from hub.hub_utils import write_tiny_gpt_folder
+
+    write_tiny_gpt_folder(tmp_path / "gpt")  # another family's model
+    assert main(["evaluate", str(tmp_path / "gpt"), "--task", "landmark-interpolation", "--data", clips,
+                 "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--task landmark-interpolation evaluates" in err and "holds a 'adlr_megatron_gpt' model" in err
+    assert not out.exists()
