@@ -3,7 +3,8 @@
 The folder holds what `save_pretrained` writes (config.json with `auto_map`, model.safetensors or shards with
 model.safetensors.index.json, generation_config.json, the configuration/modeling .py files for
 `trust_remote_code=True`), the processor (tokenizer, image processor), every sub-folder of the export that is
-itself a saved model (one with a config.json, such as a model the exported one runs with), a copy of the run's loss curve, `README.md`
+itself a saved model (one with a config.json, such as a model the exported one runs with), a copy of the run's
+loss curve, `README.md`
 (the model card, see card.py), `adlr_hf_systems.json` (the systems numbers, and the marker that the folder is a
 publish) and `adlr_hf_evals.json` (model_index.py).
 
