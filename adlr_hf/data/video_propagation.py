@@ -70,19 +70,19 @@ class LabelledClip:
 
 
 def load_reconstruction_model(path):
-    """The SDC-Net reconstruction model saved at `path`, in eval mode; an error naming the fix for any other model."""
+    """The SDC-Net reconstruction model saved at `path`, in eval mode; an error naming the fix for any other model.
+    Read through the Auto classes: a reconstruction model is one whose config has `reconstruction` set and that
+    loads as `SDCNet2DRecon` (the model with `propagate_labels`)."""
     from transformers import AutoConfig, AutoModel
 
-    from ..models.sdcnet import SDCNet2DRecon, SDCNetConfig
-
     config = AutoConfig.from_pretrained(path)
-    if not isinstance(config, SDCNetConfig) or not config.reconstruction:
-        kind = type(config).__name__ + ("" if not isinstance(config, SDCNetConfig) else " with reconstruction=False")
+    if not getattr(config, "reconstruction", False):
+        kind = type(config).__name__ + (" with reconstruction=False" if hasattr(config, "reconstruction") else "")
         raise ValueError(f"{str(path)!r} holds a {kind} model, not an SDC-Net reconstruction model: propagation "
                          "needs SDCNet2DRecon (e.g. `adlr-hf convert sdcnet` of sdc_cityscapes_vrec.pth.tar, or a "
                          "model trained from the sdcnet2d-recon variant)")
     model = AutoModel.from_pretrained(path)
-    if not isinstance(model, SDCNet2DRecon):
+    if type(model).__name__ != "SDCNet2DRecon" or not hasattr(model, "propagate_labels"):
         raise ValueError(f"{str(path)!r} loads as {type(model).__name__}, not SDCNet2DRecon; check its "
                          "config's architectures")
     return model.eval()
@@ -220,13 +220,13 @@ def propagate_dataset(model_path, data, out, steps: int, mode: str = "jp", overw
         raise ValueError(f"--mode {mode!r} is not one of {MODES} (jp: synthesised images, lp: real frames)")
     if layout not in LAYOUTS:
         raise ValueError(f"--layout {layout!r} is not one of {LAYOUTS}")
-    from ..models.sdcnet import SDCNetVideoProcessor
+    from ..registry import family_for
 
     data = Path(data)
     out = check_out_dir(out, data, overwrite)
     model = load_reconstruction_model(model_path)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    processor = SDCNetVideoProcessor.for_config(model.config)
+    processor = family_for(model.config).processor(model.config)  # the family's video processor
     if layout == "auto":
         layout = detect_layout(data)
     context = model.config.sequence_length - 1

@@ -10,7 +10,6 @@ from .causal_lm import CausalLMTask
 from .char_lm import CharLMTask
 from .image_classification import ImageClassificationTask
 from .next_frame import NextFrameTask
-from .relationship_detection import RelationshipDetectionTask
 from .semantic_segmentation import SemanticSegmentationTask
 from .video_interpolation import VideoInterpolationTask
 
@@ -103,12 +102,12 @@ def all_evaluations() -> list[str]:
 
 
 for _task in (CausalLMTask(), BertPretrainingTask(), MaskedLMTask(), CharLMTask(), ImageClassificationTask(),
-              NextFrameTask(), VideoInterpolationTask(), SemanticSegmentationTask(), RelationshipDetectionTask()):
+              NextFrameTask(), VideoInterpolationTask(), SemanticSegmentationTask()):
     register_task(_task)
 
 __all__ = [
     "BertPretrainingTask", "CausalLMTask", "CharLMTask", "EvalMetric", "Evaluation", "ImageClassificationTask",
-    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "RelationshipDetectionTask", "SemanticSegmentationTask",
+    "MaskedLMTask", "ModelIndexEntry", "NextFrameTask", "SemanticSegmentationTask",
     "Task", "TaskRun",
     "all_evaluations", "all_tasks", "evaluations_for", "find_evaluation", "get_task", "register_task", "task_for_model",
     "task_for_training", "tasks_for",

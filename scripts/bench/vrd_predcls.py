@@ -73,7 +73,7 @@ def build(variant: str, overrides: dict, train, seed: int):
 
     import adlr_hf  # noqa: F401 - registers the families
     from adlr_hf.registry import get_config
-    from adlr_hf.tasks.relationship_detection import frequency_table_of
+    from adlr_hf.models.reldn.task_relationship_detection import frequency_table_of
 
     config = get_config(variant)
     config.num_object_classes, config.num_predicates = len(train.object_names), len(train.predicate_names)
@@ -132,7 +132,7 @@ def publish(model_dir: Path, setup: str, results: dict, args, test_images: int) 
     the card's model-index, and this run's table in the card."""
     from adlr_hf.hub import publish as publish_folder
     from adlr_hf.hub import record_evaluation
-    from adlr_hf.tasks.relationship_detection import evaluate_relationship_model_dir
+    from adlr_hf.models.reldn.task_relationship_detection import evaluate_relationship_model_dir
 
     out = Path(args.publish)
     publish_folder(model_dir, out, force=args.force)
@@ -180,7 +180,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     from adlr_hf.data.relationships import RelationshipDataset
-    from adlr_hf.tasks.relationship_detection import evaluate_relationship_model, load_split
+    from adlr_hf.models.reldn.task_relationship_detection import evaluate_relationship_model, load_split
 
     began = time.perf_counter()
     train = load_split("vrd", args.data, "train")

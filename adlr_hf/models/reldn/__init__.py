@@ -12,6 +12,7 @@ from .modeling_reldn import (
     ReldnPreTrainedModel,
     ordered_pairs,
 )
+from .task_relationship_detection import RelationshipDetectionTask
 
 _TINY = dict(num_object_classes=8, num_predicates=5, detector_backbone="tiny", detector_channels=8, feature_dim=32,
              detector_min_size=64, detector_max_size=96)
@@ -63,6 +64,7 @@ SPEC = FamilySpec(
     config_class=ReldnConfig,
     models={"AutoModel": ReldnForRelationshipDetection},
     default_task="relationship-detection",
+    tasks=(RelationshipDetectionTask(),),  # only this family trains it
     variants=_variants(),
     register=_register_pipeline,
     converters=(Converter("reldn", "adlr_hf.models.reldn.convert_reldn:convert_reldn",

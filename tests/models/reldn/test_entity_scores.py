@@ -8,7 +8,7 @@ import torch
 
 from adlr_hf import registry
 from adlr_hf.models.reldn import ReldnForRelationshipDetection
-from adlr_hf.tasks.relationship_detection import batch_predictions
+from adlr_hf.models.reldn.task_relationship_detection import batch_predictions
 
 
 def test_entity_score_is_the_softmax_with_background_by_hand():

@@ -158,7 +158,7 @@ def test_openimages_evaluation_equals_the_metric_modules_on_the_models_own_predi
     from adlr_hf.metrics.relationship_recall import relationship_recall
     from adlr_hf.registry import get_config
     from adlr_hf.tasks import get_task
-    from adlr_hf.tasks.relationship_detection import evaluate_relationship_model
+    from adlr_hf.models.reldn.task_relationship_detection import evaluate_relationship_model
     from adlr_hf.training.args import build_parser
 
     data = write_openimages(tmp_path / "oi")
@@ -278,7 +278,7 @@ def test_raw_visual_genome_without_split_lists_trains_on_every_image_and_holds_n
 def test_contribution_summary_by_hand():
     from types import SimpleNamespace
 
-    from adlr_hf.tasks.relationship_detection import ContributionSummary
+    from adlr_hf.models.reldn.task_relationship_detection import ContributionSummary
 
     # one image, two pair slots (the second is padding). Columns: no relation, p0, p1, p2.
     spatial = torch.tensor([[[0.0, 1.0, 4.0, 1.0], [9.0, 9.0, 9.0, 9.0]]])

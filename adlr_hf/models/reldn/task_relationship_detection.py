@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..family import Option
-from .base import (DATASET, EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, dataset_layout,
+from ...family import Option
+from ...tasks.base import (DATASET, EvalMetric, Evaluation, ModelIndexEntry, Task, TaskRun, _fmt_int, dataset_layout,
                    pipeline_snippet)
-from .image_classification import EVAL_SPLIT
+from ...tasks.image_classification import EVAL_SPLIT
 
 DATASETS = ("vrd", "vg", "oi")
 MODES = ("predcls", "sgcls", "sgdet")
@@ -57,9 +57,9 @@ def split_image_dir(images, split: str) -> Path | None:
 
 
 def _split_exists(dataset: str, folder: Path, split: str) -> bool:
-    from ..data.relationships.openimages import split_csv
-    from ..data.relationships.vg_sgg_h5 import SPLITS, find_h5
-    from ..data.relationships.vrd import split_file
+    from ...data.relationships.openimages import split_csv
+    from ...data.relationships.vg_sgg_h5 import SPLITS, find_h5
+    from ...data.relationships.vrd import split_file
 
     if dataset == "vg" and find_h5(folder) is not None:
         return split in SPLITS
@@ -76,7 +76,7 @@ def _split_exists(dataset: str, folder: Path, split: str) -> bool:
 
 def load_split(dataset: str, folder, split: str, images=None, bad=None):
     """`RelationshipData` of one split (images only for the image sizes and the visual module)."""
-    from ..data.relationships import LOADERS
+    from ...data.relationships import LOADERS
 
     if dataset not in DATASETS:
         raise ValueError(f"--dataset {dataset!r} is not one of {DATASETS}")
@@ -86,7 +86,7 @@ def load_split(dataset: str, folder, split: str, images=None, bad=None):
 
 def frequency_table_of(data, config) -> torch.Tensor:
     """The semantic module's initial table from a training split (reference: get_dataset_counts_rel.py)."""
-    from ..models.reldn.frequency_reldn import frequency_table, overlapping_class_pairs
+    from .frequency_reldn import frequency_table, overlapping_class_pairs
 
     background = [overlapping_class_pairs(torch.tensor(row["boxes"]).reshape(-1, 4), torch.tensor(row["box_labels"]))
                   for row in data.records]
@@ -156,7 +156,7 @@ class RecallMetric(EvalMetric):
     module's per-image counts, summed over every data-parallel rank."""
 
     def __init__(self, dp_group=None, predicates_per_pair=1):
-        from ..metrics.relationship_recall.relationship_recall import recall_keys
+        from ...metrics.relationship_recall.relationship_recall import recall_keys
 
         self.dp_group = dp_group
         self.keys = recall_keys(RECALL_K, predicates_per_pair, phrase=True)
@@ -166,7 +166,7 @@ class RecallMetric(EvalMetric):
         self.counts, self.images = {}, 0
 
     def add_batch(self, outputs, batch) -> None:
-        from ..metrics.relationship_recall.relationship_recall import image_recall_counts
+        from ...metrics.relationship_recall.relationship_recall import image_recall_counts
 
         for b, prediction in enumerate(batch_predictions(outputs)):
             counts = image_recall_counts(prediction, image_reference(batch, b), self.keys, b)
@@ -175,7 +175,7 @@ class RecallMetric(EvalMetric):
             self.images += 1
 
     def compute(self) -> dict[str, float]:
-        from ..metrics.relationship_recall.relationship_recall import recalls_from_counts
+        from ...metrics.relationship_recall.relationship_recall import recalls_from_counts
 
         counts, images = _sum_over_ranks(self.counts, self.images, self.dp_group)
         if not images:
@@ -217,7 +217,7 @@ class RelationshipDetectionTask(Task):
     arguments = (DATASET, MODE, IMAGES, EVAL_SPLIT)
     full_scale = "the paper's model (trained on the full dataset with a trained entity detector)"
     evaluations = (
-        Evaluation("relationship-detection", "adlr_hf.tasks.relationship_detection:run_from_args",
+        Evaluation("relationship-detection", "adlr_hf.models.reldn.task_relationship_detection:run_from_args",
                    "a VRD / Visual Genome / OpenImages VRD folder (see --dataset)",
                    ModelIndexEntry("relationship-detection", "Visual relationship detection", "", "", None, "test",
                                    {**{f"R@{k}": (f"recall@{k}", f"Relationship detection R@{k} (top-1 predicate)")
@@ -265,9 +265,9 @@ class RelationshipDetectionTask(Task):
             raise ValueError(f"--eval-split {args.eval_split!r} is not a split of {folder}")
 
     def build(self, args, config, init_from, run_dir: Path, is_main: bool) -> TaskRun:
-        from ..data.bad_samples import BadSamples
-        from ..data.relationships import RelationshipDataset, relationship_collate
-        from ..parallel.state import get_parallel_state, rank0_first
+        from ...data.bad_samples import BadSamples
+        from ...data.relationships import RelationshipDataset, relationship_collate
+        from ...parallel.state import get_parallel_state, rank0_first
 
         args.dataset = dataset_layout(args, "relationship detection", DATASETS, default="vrd")
         folder = Path(args.data[0]).expanduser()
@@ -332,13 +332,13 @@ def evaluate_relationship_model(model, dataset, batch_size: int = 8, progress: b
     every data-parallel rank returns the same numbers."""
     from tqdm.auto import tqdm
 
-    from ..data.relationships import relationship_collate
-    from ..evaluation.data_parallel import gather_records, rank_share, shows_progress
-    from ..metrics.openimages_vrd.openimages_vrd import score_from_triplets
-    from ..metrics.relationship_recall.relationship_recall import image_recall_counts, recalls_from_counts
-    from ..metrics.relationship_recall.relationship_triplets import image_arrays, top_triplets
-    from ..parallel.state import get_parallel_state
-    from ..training.trainer import to_device
+    from ...data.relationships import relationship_collate
+    from ...evaluation.data_parallel import gather_records, rank_share, shows_progress
+    from ...metrics.openimages_vrd.openimages_vrd import score_from_triplets
+    from ...metrics.relationship_recall.relationship_recall import image_recall_counts, recalls_from_counts
+    from ...metrics.relationship_recall.relationship_triplets import image_arrays, top_triplets
+    from ...parallel.state import get_parallel_state
+    from ...training.trainer import to_device
 
     predicates = int(model.config.num_predicates)
     keys = ([(f"R@{k}", k, 1, False) for k in RECALL_K] + [(f"phrase_R@{k}", k, 1, True) for k in RECALL_K]
@@ -387,9 +387,9 @@ def evaluate_relationship_model_dir(model_dir, data, dataset: str = "vrd", split
     relationship-detection` runs. Inputs are checked before the model is loaded."""
     from transformers import AutoModel
 
-    from ..checks import check_int
-    from ..data.relationships import RelationshipDataset
-    from ..evaluation.loading import join_parallel_groups, load_model, read_config
+    from ...checks import check_int
+    from ...data.relationships import RelationshipDataset
+    from ...evaluation.loading import join_parallel_groups, load_model, read_config
 
     path = os.path.expanduser(os.fspath(model_dir))
     if not os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "model",
