@@ -78,13 +78,14 @@ def _cmd_evaluate(args) -> int:
     result = evaluation.run(args)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
+    figures = result.pop("figures", None)  # PNG bytes: written beside the card with --update-card, not printed
     text = json.dumps(result, indent=2)
     if args.json is not None:
         from .atomic import write_text_atomically
 
         write_text_atomically(out, text + "\n")
     if record_evaluation is not None:
-        record_evaluation(result["model"], result)
+        record_evaluation(result["model"], {**result, "figures": figures})
     print(text)
     return 0
 
@@ -211,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--batch-size", type=int, default=8, help="windows or examples per forward (default 8)")
     p_eval.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (run under torchrun)")
     p_eval.add_argument("--json", default=None, metavar="OUT", help="write {task, model, data, settings, metrics} here")
-    p_eval.add_argument("--update-card", action="store_true", help="record the result in the model card (README.md)")
+    p_eval.add_argument("--update-card", action="store_true",
+                        help="record the result in the model card (README.md), with any figures the evaluation draws "
+                             "(written beside it)")
     add_option_groups(p_eval, [(f"evaluation {e.name}", e.options) for _, e in evaluations])
     p_eval.set_defaults(func=_cmd_evaluate)
     p_pub = sub.add_parser("publish", help="write a Hub-layout model folder with a model card (optionally push it)")

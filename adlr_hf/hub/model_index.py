@@ -89,7 +89,7 @@ def validate_eval_record(result) -> dict:
         known = ", ".join(sorted(entry.metrics)) if entry is not None else "numeric values"
         raise ValueError(f"evaluation result for task {task!r} has no metric the card can show (got "
                          f"{sorted(metrics)}); expected {known}.")
-    for key in ("settings", "split", "seq_len", "stride"):
+    for key in ("settings", "split", "seq_len", "stride", "figures"):
         if key in result:
             record[key] = result[key]
     return record
@@ -189,6 +189,10 @@ def evaluation_section(records: list[dict], suggested: list[str] | None = None) 
         lines += ["Recorded with `adlr-hf evaluate ... --update-card` (also in the `model-index` above and in "
                   f"`{EVALS_FILE}`):", "", "| task | dataset | metric | value | settings | recorded |", "|---|---|---|---|---|---|",
                   *rows]
+        for record in records:
+            for figure in record.get("figures") or ():
+                lines += ["", f"![{figure['caption']}]({figure['file']})", "",
+                          f"*{record['task']}: {figure['caption']}*"]
     else:
         lines.append("No evaluation recorded yet.")
         if suggested:

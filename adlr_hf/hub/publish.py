@@ -172,6 +172,20 @@ def _copy_model_subfolders(model_dir: Path, tmp: Path) -> None:
         shutil.copytree(sub, tmp / sub.name)
 
 
+def _carry_figures(records: list[dict], folders: list[Path], tmp: Path) -> None:
+    """Copy the figures of kept evaluation records from the folder they were recorded in; a figure whose file is
+    gone is dropped from its record (the card then shows no broken picture)."""
+    for record in records:
+        figures = []
+        for figure in record.get("figures") or ():
+            found = next((f / figure["file"] for f in folders if (f / figure["file"]).is_file()), None)
+            if found is not None:
+                shutil.copy2(found, tmp / figure["file"])
+                figures.append(figure)
+        if "figures" in record:
+            record["figures"] = figures
+
+
 def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, repo_id, max_shard_size, license,
                   previous: bool, measure_inference: bool, inference_runs: int) -> None:
     from transformers import AutoConfig
@@ -214,6 +228,7 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
         kept = _index.merge_eval_records(same, kept)
     for record in kept:
         record.setdefault("weights_sha256", fingerprint)
+    _carry_figures(kept, [out_dir] * previous + [model_dir], tmp)
     if src.run_dir is not None and (src.run_dir / LOSS_CURVE).is_file():
         shutil.copy2(src.run_dir / LOSS_CURVE, tmp / LOSS_CURVE)
     import json

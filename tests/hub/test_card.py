@@ -137,3 +137,47 @@ def test_base_model_and_datasets_come_from_hub_ids_only(published, tmp_path):
     assert _start_model({"model": "megatron-gpt-tiny"}) == (None, None)
     assert _start_model({"model": "nvidia/megatron-gpt2-345m"}) == ("nvidia/megatron-gpt2-345m", None)
     assert _looks_like_hub_id("Salesforce/wikitext") and not _looks_like_hub_id(str(tmp_path / "a.txt"))
+
+
+def _png(colour) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_evaluation_figures_are_written_shown_and_carried_by_a_republish(model_dir, published, tmp_path):
+    folder = tmp_path / "pub"
+    shutil.copytree(published, folder)
+    figure = {"file": "sample.png", "caption": "a drawn sample", "png": _png("red")}
+    record_evaluation(folder, {**LAMBADA, "figures": [figure]})
+    assert (folder / "sample.png").read_bytes() == figure["png"]
+    card = ModelCard.load(folder / "README.md")
+    assert "![a drawn sample](sample.png)" in card.text and "*lambada: a drawn sample*" in card.text
+    stored = json.loads((folder / EVALS_FILE).read_text())["evaluations"][0]
+    assert stored["figures"] == [{"file": "sample.png", "caption": "a drawn sample"}]  # no bytes in the JSON
+
+    # A re-publish of the same weights keeps the record and its picture; one whose file is gone drops the picture.
+    publish(model_dir, folder, repo_id="nvidia/tiny-card", license="mit", inference_runs=1)
+    assert (folder / "sample.png").read_bytes() == figure["png"]
+    assert "![a drawn sample](sample.png)" in (folder / "README.md").read_text()
+    (folder / "sample.png").unlink()
+    publish(model_dir, folder, repo_id="nvidia/tiny-card", license="mit", inference_runs=1)
+    assert "sample.png" not in (folder / "README.md").read_text()
+    assert json.loads((folder / EVALS_FILE).read_text())["evaluations"][0]["figures"] == []
+
+
+@pytest.mark.parametrize("bad", [{"file": "../up.png", "caption": "c", "png": _png("red")},
+                                 {"file": "x.jpg", "caption": "c", "png": _png("red")},
+                                 {"file": "x.png", "caption": "c", "png": b"not a png"},
+                                 {"file": "x.png", "png": _png("red")}])
+def test_a_bad_evaluation_figure_is_refused_before_anything_is_written(published, tmp_path, bad):
+    folder = tmp_path / "pub"
+    shutil.copytree(published, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="evaluation figure .* must be"):
+        record_evaluation(folder, {**LAMBADA, "figures": [bad]})
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
