@@ -159,9 +159,9 @@ def write_eval_records(folder, records: list[dict]) -> None:
 
 
 
-# Settings that change an evaluation's numbers, shown beside them: text windows, and segmentation's test-time
-# augmentation (input scales averaged, horizontal flip).
-SHOWN_SETTINGS = ("seq_len", "stride", "strict", "scales", "flip")
+# Settings that change an evaluation's numbers, shown beside them: text windows, segmentation's test-time
+# augmentation (input scales averaged, horizontal flip), video interpolation gaps and prediction horizons.
+SHOWN_SETTINGS = ("seq_len", "stride", "strict", "scales", "flip", "gaps", "interpolation", "horizon")
 
 
 def settings_text(settings) -> str:
