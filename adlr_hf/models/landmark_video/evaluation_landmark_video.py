@@ -7,10 +7,18 @@ reference (NVIDIA/UnsupervisedLandmarkLearning, `scripts/map_to_supervised_landm
 - Interpolation (`--gaps 3 7`, `--interpolation linear|cubic`): in every clip the key frames are every gap + 1
   frames (0, g+1, 2(g+1), ...); the g frames between two keys are interpolated in landmark space and decoded with the
   nearest key frame's appearance (`interpolation_landmarks.interpolate_frames`). Baseline: frame averaging
-  (1 − t)·I0 + t·I1 at the same t. The headline numbers are those of the longest gap.
-- Prediction (`--horizon 10`): windows of past_frames + horizon frames, starting every horizon frames; the dynamics
-  model rolls out the landmarks of the past frames and the landmark model decodes them with the last past frame's
-  appearance. Baseline: copying the last past frame. Scores per step (step1 ... stepH) and over all steps.
+  (1 − t)·I0 + t·I1 at the same t; with `--interpolation-model DIR` also a trained frame-interpolation model of
+  the video families (`interpolation_model_*`: the frames between the same two key frames at the same t). The
+  headline numbers are those of the longest gap.
+- Prediction (`--horizon 10`): windows of context + horizon frames, starting every horizon frames, where the
+  context is past_frames (or, with `--prediction-model`, the longer of past_frames and that model's
+  sequence_length); the dynamics model rolls out the landmarks of the last past_frames context frames and the
+  landmark model decodes them with the last context frame's appearance. Baselines: copying the last context frame;
+  with `--prediction-model DIR` a trained next-frame model of the video families (`prediction_model_*`), rolled out
+  autoregressively from its last sequence_length context frames (its predictions fed back, flows from its
+  configured flow source). Scores per step (step1 ... stepH) and over all steps.
+- The baseline models (`baseline_video_models`) see the same frames in [0, 255], padded to their size divisor by
+  their own video processor and cropped back.
 - Frames are centre-cropped to a square and resized to the landmark model's image_size (as the dynamics task reads
   them), scored in 8 bits with the shared PSNR / SSIM (`adlr_hf/metrics/psnr`, `ssim`).
 - Keypoints (`--keypoints FILE`, interpolation): landmarks of the annotated frames are regressed to the keypoints by
@@ -29,6 +37,7 @@ from pathlib import Path
 import torch
 
 from ...tasks import video_data as video
+from .baseline_video_models import INTERPOLATION, PREDICTION, BaselineModel, check_baseline_folder
 from .interpolation_landmarks import interpolate_frames
 from .task_landmark_dynamics import LANDMARK_MODEL_DIR, load_landmark_model, read_clip
 
@@ -46,12 +55,20 @@ def _model_type(folder: Path) -> str | None:
     return json.loads(path.read_text()).get("model_type") if path.is_file() else None
 
 
+def model_folder(model_dir) -> Path:
+    """MODEL itself, or the model/ of a training run folder when MODEL has no config.json."""
+    folder = Path(model_dir).expanduser()
+    if not (folder / "config.json").is_file() and (folder / "model" / "config.json").is_file():
+        return folder / "model"
+    return folder
+
+
 def resolve_landmark_folder(model_dir, landmark_model=None) -> Path:
     """The landmark model to use: `landmark_model` when given, else MODEL itself when it is one, else the
-    `landmark_model/` a dynamics export carries."""
+    `landmark_model/` a dynamics export carries; MODEL may also be a training run folder (its model/)."""
     if landmark_model is not None:
         return Path(landmark_model).expanduser()
-    folder = Path(model_dir).expanduser()
+    folder = model_folder(model_dir)
     if _model_type(folder) == "adlr_landmark_video":
         return folder
     if _model_type(folder / LANDMARK_MODEL_DIR) == "adlr_landmark_video":
@@ -84,13 +101,15 @@ def interpolation_plan(num_frames: int, gap: int) -> tuple[list[int], list[int]]
 
 
 @torch.no_grad()
-def evaluate_interpolation(landmark_model, clips: dict[str, torch.Tensor], gaps=(3, 7), mode: str = "linear") -> dict:
-    """PSNR / SSIM of landmark-space interpolation and of frame averaging at each gap; `clips` maps a name to its
-    frames (T, 3, s, s) in [-1, 1]."""
+def evaluate_interpolation(landmark_model, clips: dict[str, torch.Tensor], gaps=(3, 7), mode: str = "linear",
+                           interpolation_model: BaselineModel | None = None) -> dict:
+    """PSNR / SSIM of landmark-space interpolation, of frame averaging and (when given) of a frame-interpolation
+    model at each gap; `clips` maps a name to its frames (T, 3, s, s) in [-1, 1]."""
     param = next(landmark_model.parameters())
+    prefixes = ("", "frame_average_") + (("interpolation_model_",) if interpolation_model is not None else ())
     out = {}
     for gap in gaps:
-        scores = {k: [] for k in ("psnr", "ssim", "frame_average_psnr", "frame_average_ssim")}
+        scores = {f"{prefix}{metric}": [] for prefix in prefixes for metric in ("psnr", "ssim")}
         for frames in clips.values():
             keys, queries = interpolation_plan(len(frames), gap)
             frames = frames.to(param.device, param.dtype)
@@ -99,8 +118,14 @@ def evaluate_interpolation(landmark_model, clips: dict[str, torch.Tensor], gaps=
             t = ((torch.tensor(queries) - before) / (gap + 1)).to(frames).view(-1, 1, 1, 1)
             average = (1 - t) * frames[before] + t * frames[before + gap + 1]
             target = to_pixels(frames[queries])
-            for prefix, images in (("", predicted), ("frame_average_", average)):
-                values = video.score_frames(to_pixels(images), target)
+            candidates = [("", to_pixels(predicted)), ("frame_average_", to_pixels(average))]
+            if interpolation_model is not None:  # the frames between consecutive keys, in the order of `queries`
+                times = [i / (gap + 1) for i in range(1, gap + 1)]
+                pixels = to_pixels(frames).cpu()
+                between = interpolation_model.interpolate(pixels[keys[:-1]], pixels[keys[1:]], times)
+                candidates.append(("interpolation_model_", between.flatten(0, 1).to(target)))
+            for prefix, images in candidates:
+                values = video.score_frames(images, target)
                 scores[f"{prefix}psnr"].append(values["psnr"])
                 scores[f"{prefix}ssim"].append(values["ssim"])
         out[f"gap{gap}"] = {k: _mean(v) for k, v in scores.items()}
@@ -109,21 +134,39 @@ def evaluate_interpolation(landmark_model, clips: dict[str, torch.Tensor], gaps=
 
 
 # -- prediction -------------------------------------------------------------------------------------------------------
+def prediction_context(dynamics_config, prediction_model: BaselineModel | None = None) -> int:
+    """Frames before the first predicted one in every window: past_frames, or the baseline model's sequence_length
+    when it reads more."""
+    own = int(dynamics_config.past_frames)
+    return own if prediction_model is None else max(own, prediction_model.context_frames)
+
+
 @torch.no_grad()
-def evaluate_prediction(dynamics, landmark_model, clips: dict[str, torch.Tensor], horizon: int = 10) -> dict:
-    """PSNR / SSIM of landmark-space prediction and of copying the last frame, per step 1..horizon and overall."""
+def evaluate_prediction(dynamics, landmark_model, clips: dict[str, torch.Tensor], horizon: int = 10,
+                        prediction_model: BaselineModel | None = None) -> dict:
+    """PSNR / SSIM of landmark-space prediction, of copying the last frame and (when given) of a next-frame model's
+    roll-out, per step 1..horizon and overall."""
     param = next(landmark_model.parameters())
     past = dynamics.config.past_frames
-    span = past + horizon
-    per_step = {k: [[] for _ in range(horizon)] for k in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim")}
+    context = prediction_context(dynamics.config, prediction_model)
+    span = context + horizon
+    prefixes = ("", "copy_last_") + (("prediction_model_",) if prediction_model is not None else ())
+    per_step = {f"{prefix}{metric}": [[] for _ in range(horizon)] for prefix in prefixes
+                for metric in ("psnr", "ssim")}
     for frames in clips.values():
         starts = range(0, len(frames) - span + 1, horizon)
         windows = torch.stack([frames[s:s + span] for s in starts]).to(param.device, param.dtype)
-        predicted = dynamics.predict_frames(landmark_model, windows[:, :past], horizon)
+        predicted = to_pixels(dynamics.predict_frames(landmark_model, windows[:, context - past:context], horizon))
+        rolled = None
+        if prediction_model is not None:
+            rolled = prediction_model.roll_out(to_pixels(windows[:, :context]).cpu(), horizon).to(predicted)
         for step in range(horizon):
-            target = to_pixels(windows[:, past + step])
-            for prefix, images in (("", predicted[:, step]), ("copy_last_", windows[:, past - 1])):
-                values = video.score_frames(to_pixels(images), target)
+            target = to_pixels(windows[:, context + step])
+            candidates = [("", predicted[:, step]), ("copy_last_", to_pixels(windows[:, context - 1]))]
+            if rolled is not None:
+                candidates.append(("prediction_model_", rolled[:, step]))
+            for prefix, images in candidates:
+                values = video.score_frames(images, target)
                 per_step[f"{prefix}psnr"][step].append(values["psnr"])
                 per_step[f"{prefix}ssim"][step].append(values["ssim"])
     metrics = {key: _mean([v for step in steps for v in step]) for key, steps in per_step.items()}
@@ -192,7 +235,7 @@ def _read_clips(clips, size: int) -> dict[str, torch.Tensor]:
 
 
 def evaluate_interpolation_model_dir(model_dir, data, gaps=(3, 7), mode="linear", keypoints=None,
-                                     landmark_model=None, device=None) -> dict:
+                                     landmark_model=None, device=None, interpolation_model=None) -> dict:
     gaps = [int(g) for g in gaps]
     if not gaps or any(g < 1 for g in gaps):
         raise ValueError(f"--gaps {gaps} must be integers >= 1 (frames between two key frames)")
@@ -200,42 +243,60 @@ def evaluate_interpolation_model_dir(model_dir, data, gaps=(3, 7), mode="linear"
     clips = check_clip_lengths(data, max(gaps) + 2, f"interpolation with gap {max(gaps)}")
     if keypoints is not None and not Path(keypoints).is_file():
         raise FileNotFoundError(f"--keypoints {keypoints!r} does not exist; pass a JSON file of annotated keypoints")
+    if interpolation_model is not None:
+        check_baseline_folder(interpolation_model, INTERPOLATION)
     model = load_landmark_model(folder, device)
-    metrics = evaluate_interpolation(model, _read_clips(clips, model.config.image_size), gaps, mode)
+    baseline = None
+    if interpolation_model is not None:
+        baseline = BaselineModel.load(interpolation_model, INTERPOLATION, next(model.parameters()).device)
+    metrics = evaluate_interpolation(model, _read_clips(clips, model.config.image_size), gaps, mode, baseline)
     if keypoints is not None:
         metrics["keypoints"] = landmark_regression(model, data, keypoints)
     settings = {"gaps": gaps, "interpolation": mode, "landmark_model": str(folder),
                 "image_size": model.config.image_size}
+    if baseline is not None:
+        settings["interpolation_model"] = baseline.settings
     return {"task": INTERPOLATION_TASK, "model": str(model_dir), "data": str(data), "split": "test",
             "settings": settings, "metrics": metrics}
 
 
-def evaluate_prediction_model_dir(model_dir, data, horizon=10, landmark_model=None, device=None) -> dict:
+def evaluate_prediction_model_dir(model_dir, data, horizon=10, landmark_model=None, device=None,
+                                  prediction_model=None) -> dict:
     from transformers import AutoConfig, AutoModel
 
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"--horizon {horizon!r} must be an integer >= 1")
-    config = AutoConfig.from_pretrained(model_dir)
+    dynamics_folder = model_folder(model_dir)
+    config = AutoConfig.from_pretrained(dynamics_folder)
     if config.model_type != "adlr_landmark_dynamics":
         raise ValueError(f"{str(model_dir)!r} holds a {config.model_type!r} model; landmark-prediction evaluates a "
                          "landmark dynamics model (a landmark-dynamics run's model/)")
     folder = resolve_landmark_folder(model_dir, landmark_model)
-    clips = check_clip_lengths(data, config.past_frames + horizon,
-                               f"prediction of {horizon} frames after {config.past_frames}")
+    context = config.past_frames
+    if prediction_model is not None:
+        context = max(context, int(check_baseline_folder(prediction_model, PREDICTION)[1].sequence_length))
+    clips = check_clip_lengths(data, context + horizon, f"prediction of {horizon} frames after {context}")
     model = load_landmark_model(folder, device)
     config.check_landmark_model(model.config)
-    dynamics = AutoModel.from_pretrained(model_dir).eval().to(next(model.parameters()).device)
-    metrics = evaluate_prediction(dynamics, model, _read_clips(clips, model.config.image_size), horizon)
-    settings = {"horizon": horizon, "past_frames": config.past_frames, "landmark_model": str(folder),
-                "image_size": model.config.image_size}
+    device = next(model.parameters()).device
+    dynamics = AutoModel.from_pretrained(dynamics_folder).eval().to(device)
+    baseline = None if prediction_model is None else BaselineModel.load(prediction_model, PREDICTION, device)
+    metrics = evaluate_prediction(dynamics, model, _read_clips(clips, model.config.image_size), horizon, baseline)
+    settings = {"horizon": horizon, "past_frames": config.past_frames, "context_frames": context,
+                "landmark_model": str(folder), "image_size": model.config.image_size}
+    if baseline is not None:
+        settings["prediction_model"] = {**baseline.settings, "sequence_length": baseline.context_frames,
+                                        "flow_source": getattr(baseline.model.config, "flow_source", None)}
     return {"task": PREDICTION_TASK, "model": str(model_dir), "data": str(data), "split": "test",
             "settings": settings, "metrics": metrics}
 
 
 def run_interpolation_from_args(args) -> dict:
     return evaluate_interpolation_model_dir(args.model_dir, args.data, args.gaps, args.interpolation, args.keypoints,
-                                            args.landmark_model)
+                                            args.landmark_model,
+                                            interpolation_model=getattr(args, "interpolation_model", None))
 
 
 def run_prediction_from_args(args) -> dict:
-    return evaluate_prediction_model_dir(args.model_dir, args.data, args.horizon, args.landmark_model)
+    return evaluate_prediction_model_dir(args.model_dir, args.data, args.horizon, args.landmark_model,
+                                         prediction_model=getattr(args, "prediction_model", None))

@@ -173,7 +173,11 @@ class LandmarkDynamicsTask(Task):
                    ModelIndexEntry("video-to-video", "Landmark-space frame interpolation", "", "", None, "test",
                                    {"psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
                                     "frame_average_psnr": ("psnr_frame_average", "PSNR, frame-average baseline"),
-                                    "frame_average_ssim": ("ssim_frame_average", "SSIM, frame-average baseline")}),
+                                    "frame_average_ssim": ("ssim_frame_average", "SSIM, frame-average baseline"),
+                                    "interpolation_model_psnr": ("psnr_interpolation_model",
+                                                                 "PSNR, interpolation-model baseline"),
+                                    "interpolation_model_ssim": ("ssim_interpolation_model",
+                                                                 "SSIM, interpolation-model baseline")}),
                    (Option("--gaps", dict(type=int, nargs="+", default=[3, 7],
                                           help="landmark-interpolation: frames between key frames (default 3 7)")),
                     Option("--interpolation", dict(choices=("linear", "cubic"), default="linear",
@@ -182,6 +186,10 @@ class LandmarkDynamicsTask(Task):
                                                help="landmark-interpolation: annotated keypoints {clip: {frame: "
                                                     "[[x, y], ...]}} in pixels of the original frames; adds the "
                                                     "landmark regression protocol")),
+                    Option("--interpolation-model", dict(default=None, metavar="DIR",
+                                                         help="landmark-interpolation: a trained frame-"
+                                                              "interpolation model (a video-interpolation run's "
+                                                              "model/) scored as a baseline on the same frames")),
                     LANDMARK_MODEL_OPTION),
                    also_fits=("adlr_landmark_video",)),  # interpolation needs only the landmark model
         Evaluation("landmark-prediction",
@@ -190,10 +198,18 @@ class LandmarkDynamicsTask(Task):
                    ModelIndexEntry("video-to-video", "Landmark-space frame prediction", "", "", None, "test",
                                    {"psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
                                     "copy_last_psnr": ("psnr_copy_last_frame", "PSNR, copy-last-frame baseline"),
-                                    "copy_last_ssim": ("ssim_copy_last_frame", "SSIM, copy-last-frame baseline")}),
+                                    "copy_last_ssim": ("ssim_copy_last_frame", "SSIM, copy-last-frame baseline"),
+                                    "prediction_model_psnr": ("psnr_prediction_model",
+                                                              "PSNR, prediction-model baseline"),
+                                    "prediction_model_ssim": ("ssim_prediction_model",
+                                                              "SSIM, prediction-model baseline")}),
                    (Option("--horizon", dict(type=int, default=10,
                                              help="landmark-prediction: frames predicted after the past ones "
                                                   "(default 10)")),
+                    Option("--prediction-model", dict(default=None, metavar="DIR",
+                                                      help="landmark-prediction: a trained next-frame model (a "
+                                                           "next-frame run's model/, e.g. SDC-Net) rolled out as a "
+                                                           "baseline on the same frames")),
                     LANDMARK_MODEL_OPTION)),
     )
 
