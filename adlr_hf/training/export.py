@@ -1,9 +1,10 @@
 """Export a training checkpoint (`<run>/checkpoints/step_N/`) to a Hugging Face model folder.
 
-The checkpoint describes itself: its run wrote `RUN/config/` (the resolved config.json and the processor) when it
-started, and `trainer_state.json` names the engine, whose `read_state_dict` reads its own file layout back into full,
-plain-named weights (TP shards merged by the model's plan, vocab padding cut). Everything is validated before
-anything is written, and the output folder is written atomically.
+The checkpoint describes itself: its run wrote `RUN/config/` (the resolved config.json and the processor, with any
+model the task saves beside its own, such as a frozen model it runs with) when it started, and `trainer_state.json`
+names the engine, whose `read_state_dict` reads its own file layout back into full, plain-named weights (TP shards
+merged by the model's plan, vocab padding cut). Everything is validated before anything is written, and the output
+folder is written atomically.
 """
 
 from __future__ import annotations
@@ -66,10 +67,17 @@ def auto_class_for(config):
     return transformers.AutoModel
 
 
+def saved_model_subfolders(folder: Path) -> list[Path]:
+    """The sub-folders of the run's config folder that are themselves saved models (hold a config.json): models
+    the task saved beside the trained one because it runs with them; the export carries them."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+
 # -- the export ----------------------------------------------------------------------------------------------------
 def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bool = False) -> Path:
     """Write `checkpoint_dir` as a Hugging Face folder (config, safetensors, generation config, tokenizer, remote
-    code) at `out_dir`. `config_dir`: the run's model folder or tokenizer folder (default: found beside the run)."""
+    code, the saved models the run's config folder carries) at `out_dir`. `config_dir`: the run's model folder or
+    tokenizer folder (default: found beside the run)."""
 
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     if not checkpoint_dir.is_dir():
@@ -106,6 +114,8 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
 
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
 
+    companions = saved_model_subfolders(config_dir)
+
     def build(tmp: Path) -> None:
         model.save_pretrained(tmp)
         if tokenizer is not None:
@@ -113,6 +123,11 @@ def export_checkpoint(checkpoint_dir, out_dir, config_dir=None, *, overwrite: bo
         for name in ("preprocessor_config.json", "video_preprocessor_config.json"):  # an image / video processor
             if config_dir is not None and (config_dir / name).is_file():
                 shutil.copy2(config_dir / name, tmp / name)
+        for sub in companions:
+            if (tmp / sub.name).exists():
+                raise ValueError(f"{str(config_dir)!r}: sub-folder {sub.name!r} clashes with a file the export "
+                                 "writes; rename it")
+            shutil.copytree(sub, tmp / sub.name)
         (tmp / "adlr_hf_export.json").write_text(json.dumps(
             {"checkpoint": str(checkpoint_dir.resolve()), "step": trainer_state.get("step"),
              "units_seen": trainer_state.get("units_seen"), "unit": trainer_state.get("unit"),
