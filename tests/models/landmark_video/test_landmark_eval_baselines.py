@@ -1,6 +1,6 @@
 """The other video families as baselines of the landmark evaluations: `--interpolation-model` (a tiny random Super
 SloMo, its processor padding the 64² frames to 128) and `--prediction-model` (a tiny random SDC-Net reading one more
-frame than the dynamics model) on real face clips (../shared/data/face-video, the first 6 frames at 64×64). Their
+frame than the dynamics model) on real face clips (../shared/data/face-video, the first 7 frames at 64×64). Their
 rows equal the model's own forward on the same frames scored with the shared PSNR / SSIM, the landmark rows do not
 change, the rows reach the card's model-index, and a folder of the wrong kind is one clear error before any
 output."""
@@ -42,7 +42,7 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("landmark-baselines")
     for clip in ("04", "10"):
         (root / "clips" / clip).mkdir(parents=True)
-        for i in range(6):
+        for i in range(7):
             Image.open(FACES / clip / f"{i:03d}.png").convert("RGB").resize((64, 64), Image.BILINEAR).save(
                 root / "clips" / clip / f"{i:03d}.png")
     torch.manual_seed(0)
@@ -84,12 +84,12 @@ def test_interpolation_model_rows_equal_its_forward_on_the_same_frames(folders, 
     from transformers import AutoModel
 
     argv = [str(folders / "dynamics"), "--task", "landmark-interpolation", "--data", str(folders / "clips"),
-            "--gaps", "1", "3"]
+            "--gaps", "2"]  # key frames 0, 3, 6: two pairs, two times each
     plain = evaluate(argv, tmp_path / "plain.json")
     record = evaluate([*argv, "--interpolation-model", str(folders / "interp")], tmp_path / "with.json")
     model = AutoModel.from_pretrained(folders / "interp").eval()
     clips = clip_pixels(folders)
-    for gap in (1, 3):
+    for gap in (2,):
         predicted, target = [], []
         for pixels in clips:
             keys = list(range(0, len(pixels), gap + 1))
@@ -106,7 +106,7 @@ def test_interpolation_model_rows_equal_its_forward_on_the_same_frames(folders, 
         assert row["interpolation_model_ssim"] == pytest.approx(ssim, rel=1e-6)
         for key in ("psnr", "ssim", "frame_average_psnr", "frame_average_ssim", "num_frames"):
             assert row[key] == plain["metrics"]["per_gap"][f"gap{gap}"][key]  # the landmark rows do not move
-    assert record["metrics"]["interpolation_model_psnr"] == record["metrics"]["per_gap"]["gap3"][
+    assert record["metrics"]["interpolation_model_psnr"] == record["metrics"]["per_gap"]["gap2"][
         "interpolation_model_psnr"]
     assert record["settings"]["interpolation_model"]["size_divisor"] == 128
     assert "interpolation_model_psnr" not in plain["metrics"]
@@ -122,27 +122,29 @@ def test_prediction_model_rows_equal_its_step_by_step_forward(folders, tmp_path)
     argv = [str(folders / "dynamics"), "--task", "landmark-prediction", "--data", str(folders / "clips"),
             "--horizon", "2", "--prediction-model", str(folders / "sdcnet")]
     record = evaluate(argv, tmp_path / "with.json")
-    # SDC-Net reads 3 frames, the dynamics model 2: windows hold 3 context frames + 2 predicted (one per 6-frame clip)
-    assert record["settings"]["context_frames"] == 3 and record["metrics"]["num_windows"] == 2
+    # SDC-Net reads 3 frames, the dynamics model 2: windows of 3 context frames + 2 predicted, starting every 2
+    # frames (0 and 2 in a 7-frame clip)
+    assert record["settings"]["context_frames"] == 3 and record["metrics"]["num_windows"] == 4
     model = AutoModel.from_pretrained(folders / "sdcnet").eval()
     clips = clip_pixels(folders)
-    steps = [[], []]
-    with torch.no_grad():  # the roll-out by hand, clip by clip: each prediction (clamped) fed back as the newest frame
+    steps, targets, last = [[], []], [[], []], []
+    with torch.no_grad():  # the roll-out by hand, the windows of a clip together: each prediction fed back
         for pixels in clips:
-            window = pixels[None, :3]
+            window = torch.stack((pixels[0:3], pixels[2:5]))
+            last.append(window[:, -1])
             for step in range(2):
                 frame = model(pixel_values_videos=window).predicted_frame.clamp(0, 255)
                 steps[step].append(frame)
+                targets[step].append(torch.stack((pixels[3 + step], pixels[5 + step])))
                 window = torch.cat((window[:, 1:], frame[:, None]), 1)
-    steps = [torch.cat(frames) for frames in steps]
     metrics = record["metrics"]
     for step in range(2):
-        target = torch.stack([pixels[3 + step] for pixels in clips])
-        psnr, ssim = mean_scores(steps[step], target)
+        target = torch.cat(targets[step])
+        psnr, ssim = mean_scores(torch.cat(steps[step]), target)
         row = metrics["per_step"][f"step{step + 1}"]
         assert row["prediction_model_psnr"] == pytest.approx(psnr, rel=1e-6)
         assert row["prediction_model_ssim"] == pytest.approx(ssim, rel=1e-6)
-        copy = mean_scores(torch.stack([pixels[2] for pixels in clips]), target)
+        copy = mean_scores(torch.cat(last), target)
         assert (row["copy_last_psnr"], row["copy_last_ssim"]) == pytest.approx(copy, rel=1e-6)
     from adlr_hf.hub.model_index import eval_results_for
 
