@@ -66,7 +66,11 @@ def test_an_exported_checkpoint_carries_the_landmark_model_and_evaluates_alone(r
     from adlr_hf.training.export import export_checkpoint
 
     checkpoint = next((run / "run" / "checkpoints").glob("step_*"))
+    assert (run / "run" / "config" / "landmark_model" / "config.json").is_file()  # saved when the run started
+    (run / "run" / "config" / "notes").mkdir(exist_ok=True)  # a sub-folder that is not a saved model stays behind
+    (run / "run" / "config" / "notes" / "todo.txt").write_text("not part of the model")
     out = export_checkpoint(checkpoint, tmp_path / "export")
+    assert not (out / "notes").exists()
     assert same_weights(AutoModel.from_pretrained(out / "landmark_model"), AutoModel.from_pretrained(run / "landmarks"))
     assert same_weights(AutoModel.from_pretrained(out), AutoModel.from_pretrained(run / "run" / "model"))
     argv = ["--task", "landmark-prediction", "--data", str(run / "clips"), "--horizon", "2"]
