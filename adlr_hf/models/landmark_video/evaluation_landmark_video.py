@@ -26,6 +26,9 @@ reference (NVIDIA/UnsupervisedLandmarkLearning, `scripts/map_to_supervised_landm
   coordinates (the crop box: (x − box_min) / box_size − 0.5), fitted on the first half of the annotated frames (clip
   and frame order) and tested on the rest; scored as the reference's BBC script: the fraction of keypoints within 6
   pixels after halving the coordinates (0.5·(p − 1) + 1), and the mean error as a fraction of the box side.
+- The interpolation result carries the card's picture of the landmark model (`figures_landmark_video`: frame 0 of
+  the first clip with its landmarks, their rendered maps, the decoded frame), written beside the card by
+  `--update-card`. The result names the model folder (a run folder's model/), where `--update-card` records it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import torch
 
 from ...tasks import video_data as video
 from .baseline_video_models import INTERPOLATION, PREDICTION, BaselineModel, check_baseline_folder
+from .figures_landmark_video import landmark_figure
 from .interpolation_landmarks import interpolate_frames
 from .task_landmark_dynamics import LANDMARK_MODEL_DIR, load_landmark_model, read_clip
 
@@ -249,15 +253,20 @@ def evaluate_interpolation_model_dir(model_dir, data, gaps=(3, 7), mode="linear"
     baseline = None
     if interpolation_model is not None:
         baseline = BaselineModel.load(interpolation_model, INTERPOLATION, next(model.parameters()).device)
-    metrics = evaluate_interpolation(model, _read_clips(clips, model.config.image_size), gaps, mode, baseline)
+    frames = _read_clips(clips, model.config.image_size)
+    metrics = evaluate_interpolation(model, frames, gaps, mode, baseline)
+    first = next(iter(frames))
+    figure = {"file": "landmarks.png", "png": landmark_figure(model, frames[first][0]),
+              "caption": f"the {model.config.num_landmarks} landmarks of frame 0 of {first} (means and one-sigma "
+                         "ellipses), their rendered maps, and the frame decoded from them"}
     if keypoints is not None:
         metrics["keypoints"] = landmark_regression(model, data, keypoints)
     settings = {"gaps": gaps, "interpolation": mode, "landmark_model": str(folder),
                 "image_size": model.config.image_size}
     if baseline is not None:
         settings["interpolation_model"] = baseline.settings
-    return {"task": INTERPOLATION_TASK, "model": str(model_dir), "data": str(data), "split": "test",
-            "settings": settings, "metrics": metrics}
+    return {"task": INTERPOLATION_TASK, "model": str(model_folder(model_dir)), "data": str(data), "split": "test",
+            "settings": settings, "metrics": metrics, "figures": [figure]}
 
 
 def evaluate_prediction_model_dir(model_dir, data, horizon=10, landmark_model=None, device=None,
@@ -287,7 +296,7 @@ def evaluate_prediction_model_dir(model_dir, data, horizon=10, landmark_model=No
     if baseline is not None:
         settings["prediction_model"] = {**baseline.settings, "sequence_length": baseline.context_frames,
                                         "flow_source": getattr(baseline.model.config, "flow_source", None)}
-    return {"task": PREDICTION_TASK, "model": str(model_dir), "data": str(data), "split": "test",
+    return {"task": PREDICTION_TASK, "model": str(dynamics_folder), "data": str(data), "split": "test",
             "settings": settings, "metrics": metrics}
 
 

@@ -90,3 +90,22 @@ def test_prediction_on_a_landmark_model_and_a_folder_that_is_neither_are_clear_e
     err = capsys.readouterr().err
     assert "--task landmark-interpolation evaluates" in err and "holds a 'adlr_megatron_gpt' model" in err
     assert not out.exists()
+
+
+def test_update_card_records_the_interpolation_and_its_landmark_picture(folders, tmp_path):
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from adlr_hf.cli import main
+    from adlr_hf.models.landmark_video.figures_landmark_video import PANEL
+
+    folder = tmp_path / "landmarks"
+    shutil.copytree(folders / "landmarks", folder)
+    assert main(["evaluate", str(folder), "--task", "landmark-interpolation", "--data", str(folders / "clips"),
+                 "--gaps", "1", "3", "--json", str(tmp_path / "out.json"), "--update-card"]) == 0
+    assert "figures" not in json.loads((tmp_path / "out.json").read_text())  # the PNG is not in the JSON
+    assert Image.open(folder / "landmarks.png").size == (3 * PANEL, PANEL)
+    card = ModelCard.load(folder / "README.md")
+    assert "](landmarks.png)" in card.text and "gaps=1,3" in card.text
+    assert {r.metric_type for r in card.data.eval_results} >= {"psnr", "ssim"}
