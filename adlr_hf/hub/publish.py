@@ -165,7 +165,9 @@ def _load_processor(model_dir: Path):
 def _copy_model_subfolders(model_dir: Path, tmp: Path) -> None:
     """Copy every sub-folder of the export that is itself a saved model (holds a config.json), e.g. a model the
     exported one needs at inference and saved beside itself; other sub-folders are not part of the model."""
-    for sub in sorted(p for p in Path(model_dir).iterdir() if p.is_dir() and (p / "config.json").is_file()):
+    from ..training.export import saved_model_subfolders
+
+    for sub in saved_model_subfolders(model_dir):
         if (tmp / sub.name).exists():
             raise ValueError(f"{str(model_dir)!r}: sub-folder {sub.name!r} clashes with a file the publish writes; "
                              "rename it")

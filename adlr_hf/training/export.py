@@ -68,8 +68,8 @@ def auto_class_for(config):
 
 
 def saved_model_subfolders(folder: Path) -> list[Path]:
-    """The sub-folders of the run's config folder that are themselves saved models (hold a config.json): models
-    the task saved beside the trained one because it runs with them; the export carries them."""
+    """The sub-folders of a model or config folder that are themselves saved models (hold a config.json): models
+    the task saved beside the trained one because it runs with them; an export and a publish carry them."""
     return sorted(p for p in Path(folder).iterdir() if p.is_dir() and (p / "config.json").is_file())
 
 
