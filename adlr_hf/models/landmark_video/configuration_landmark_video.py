@@ -8,6 +8,7 @@ SIZE_DIVISOR = 16  # the pose encoder halves H and W four times; the SPADE decod
 MIN_SIZE = 64  # instance norm at the deepest (1/16) level normalises over at least 4x4 pixels
 # The reference's VGG19 layer weights with `reduced_w` (relu1_2, relu2_2, relu3_2, relu4_2, pixels).
 REDUCED_VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+MAX_DISCRIMINATORS = MIN_SIZE.bit_length() - 1  # the coarsest scale of a MIN_SIZE frame is still 2x2 pixels
 
 
 def _positive_int(name, value, low=1):
@@ -45,13 +46,19 @@ class LandmarkVideoConfig(PretrainedConfig):
     - `vgg_lambda`, `vgg_reduced_weights`: the perceptual loss's factor (5 in the BBC config) and layer weights
       (1/32, 1/16, 1/8, 1/4 on relu1_2..relu4_2 and 1 on pixels when reduced) when VGG19 features are attached;
       `ssim_weight`: weight of the (1 - SSIM) term of the fallback loss, mean |x - y| + ssim_weight (1 - SSIM).
+    - `use_gan`: the reference's optional multi-scale LSGAN (off by default, as in the reference; "better
+      reconstruction, less accurate landmarks"). `gan_weight` scales the generator's adversarial term (1 in the
+      reference); `num_discriminators` (`num_D`, 2), `discriminator_layers` (`n_layers_D`, 3) and
+      `discriminator_filters` (`ndf`, 64) shape the pix2pixHD discriminator. With `use_gan` the model holds a
+      `discriminator` trained by the same optimizer step (see `LandmarkVideoModel`).
 
     Frames are RGB in [-1, 1] (the reference's `Normalize((0.5,)*3, (0.5,)*3)`).
 
     Tensor parallelism (`base_model_tp_plan`): the pose encoder's stride-2 convs split their output channels
     (column), instance norm and ReLU act per channel, and the follow-up 3x3 conv splits its input channels (row);
     every SPADE modulation splits its hidden channels the same way (`mlp_shared` column, `mlp_gamma`/`mlp_beta` row).
-    The spectrally normalised convs of the decoder stay replicated (their norm is over the whole weight).
+    The spectrally normalised convs of the decoder stay replicated (their norm is over the whole weight), and so does
+    the discriminator (it is not in the plan).
     """
 
     model_type = "adlr_landmark_video"
@@ -74,6 +81,11 @@ class LandmarkVideoConfig(PretrainedConfig):
         vgg_lambda=5.0,
         vgg_reduced_weights=True,
         ssim_weight=1.0,
+        use_gan=False,
+        gan_weight=1.0,
+        num_discriminators=2,
+        discriminator_layers=3,
+        discriminator_filters=64,
         **kwargs,
     ):
         _positive_int("num_landmarks", num_landmarks)
@@ -111,6 +123,17 @@ class LandmarkVideoConfig(PretrainedConfig):
         if isinstance(ssim_weight, bool) or not isinstance(ssim_weight, (int, float)) or ssim_weight < 0:
             raise ValueError(f"ssim_weight={ssim_weight!r} must be a number >= 0")
         self.ssim_weight = float(ssim_weight)
+        if not isinstance(use_gan, bool):
+            raise ValueError(f"use_gan={use_gan!r} must be True or False")
+        self.use_gan = use_gan
+        self.gan_weight = _positive_float("gan_weight", gan_weight)
+        self.num_discriminators = _positive_int("num_discriminators", num_discriminators)
+        if MIN_SIZE >> (num_discriminators - 1) < 2:
+            raise ValueError(f"num_discriminators={num_discriminators} is too many: scale s sees the frame halved s "
+                             f"times, and instance norm needs more than one pixel at the coarsest scale of a "
+                             f"{MIN_SIZE}x{MIN_SIZE} frame; use at most {MAX_DISCRIMINATORS} (2 in the reference)")
+        self.discriminator_layers = _positive_int("discriminator_layers", discriminator_layers)
+        self.discriminator_filters = _positive_int("discriminator_filters", discriminator_filters)
         super().__init__(**kwargs)
 
     @property

@@ -19,7 +19,11 @@ Deviations from the reference:
 - spectral norm is a conv with its own power-iteration buffers (`weight_u`, `weight_v`) instead of
   `torch.nn.utils.spectral_norm`'s hooks (same computation: one power iteration per training forward);
 - the VGG19 perceptual term does not zero the prediction where the target is exactly 0 (the reference's `x[y==0]=0`,
-  which on [-1, 1] frames masks mid-grey pixels); without VGG19 weights the loss is L1 + (1 - SSIM).
+  which on [-1, 1] frames masks mid-grey pixels); without VGG19 weights the loss is L1 + (1 - SSIM);
+- the optional LSGAN trains the discriminator in the same optimizer step as the model (one loss, see
+  `LandmarkVideoModel`) instead of the reference's second Adam: the discriminator shares the model's weight decay
+  and gradient clipping (the reference clips each network to norm 1 on its own and gives the discriminator no decay),
+  and it initialises its convs as the reference (Xavier uniform, biases 0.1).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_landmark_video import MIN_SIZE, SIZE_DIVISOR, LandmarkVideoConfig
+from .discriminator_landmark_video import DiscriminatorConv2d, MultiscaleDiscriminator, lsgan_loss
 from .landmark_geometry import estimate_landmarks, pool_appearance, project_appearance, render_landmarks
 from .losses_landmark_video import reconstruction_loss
 
@@ -72,10 +77,13 @@ class LandmarkAppearance:
 
 @dataclass
 class LandmarkVideoOutput(ModelOutput):
-    """loss: the reconstruction loss (with `labels`); mu, covariance, heatmaps: the pose frame's landmarks (the
-    model's main output, first); reconstruction (N, 3, H, W) in [-1, 1] (not clamped); appearance_mu,
+    """loss (with `labels`): the reconstruction loss, plus, with `use_gan` in training mode, gan_weight times the
+    generator's adversarial loss and the discriminator's loss; mu, covariance, heatmaps: the pose frame's landmarks
+    (the model's main output, first); reconstruction (N, 3, H, W) in [-1, 1] (not clamped); appearance_mu,
     appearance_covariance: the appearance frame's landmarks; foreground_mask (N, 1, H, W) with `use_fg_bg_mask`;
-    hidden_states: the pose encoder's four level outputs."""
+    hidden_states: the pose encoder's four level outputs; reconstruction_loss (with `labels`); with `use_gan` in
+    training mode, generator_adversarial_loss (LSGAN of D(reconstruction) to real, unweighted) and
+    discriminator_loss (0.5 · (LSGAN of D(reconstruction) to fake + LSGAN of D(labels) to real)), else None."""
 
     loss: torch.FloatTensor | None = None
     mu: torch.FloatTensor | None = None
@@ -86,6 +94,9 @@ class LandmarkVideoOutput(ModelOutput):
     appearance_covariance: torch.FloatTensor | None = None
     foreground_mask: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    generator_adversarial_loss: torch.FloatTensor | None = None
+    discriminator_loss: torch.FloatTensor | None = None
 
 
 # -- building blocks -----------------------------------------------------------------------------------------------
@@ -311,8 +322,12 @@ class LandmarkVideoPreTrainedModel(AdlrPreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """PyTorch's default conv init, which the reference keeps (Kaiming-uniform a=√5 weights, biases
-        U(±1/√fan_in)); spectral-norm vectors start as normalised Gaussian noise."""
-        if isinstance(module, nn.Conv2d):
+        U(±1/√fan_in)); spectral-norm vectors start as normalised Gaussian noise; the discriminator's convs get the
+        reference's `init_weights` (Xavier-uniform weights, biases 0.1)."""
+        if isinstance(module, DiscriminatorConv2d):
+            init.xavier_uniform_(module.weight)
+            init.constant_(module.bias, 0.1)
+        elif isinstance(module, nn.Conv2d):
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:
                 bound = 1.0 / math.sqrt(module.weight[0].numel())
@@ -335,6 +350,17 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
       `appearance_frames` (N, 3, H, W) each (the appearance frame defaults to the pose frame); `labels` (N, 3, H, W)
       the target (the un-jittered pose frame) gives the loss: VGG19 perceptual with attached features
       (`set_perceptual_network`), else L1 + (1 - SSIM).
+
+    With `config.use_gan` the model holds a multi-scale PatchGAN `discriminator` (the reference's optional LSGAN). In
+    training mode with `labels`, `loss` = reconstruction + gan_weight · G_adv + D, where G_adv = LSGAN(D(recon), real)
+    evaluates the discriminator with detached parameters and D = 0.5 · (LSGAN(D(recon.detach()), fake) +
+    LSGAN(D(labels), real)) sees the reconstruction detached. The generator thus gets gradients only from
+    reconstruction + gan_weight · G_adv and the discriminator only from D, so one backward and one optimizer step
+    make the reference's two Adam optimizers (same learning rate) in a single-optimizer training loop: DeepSpeed,
+    Accelerate, exact resume and tensor parallelism (the discriminator stays replicated) run unchanged. Differences
+    from the reference: the discriminator shares the optimizer's weight decay and gradient clipping (one norm over
+    both networks). In eval mode or without labels the discriminator is not run. ZeRO stage 3 is refused with GAN
+    (its partitioned parameters cannot be detached for the generator's term).
     """
 
     def __init__(self, config: LandmarkVideoConfig):
@@ -349,6 +375,11 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
         if config.use_fg_bg_mask:
             self.fg_mask_net = ForegroundMaskNet(k, config.low_res_mask)
             self.bg_net = LandmarkUNet(3, [32, 64, 128, 3], 3, 32)
+        self.discriminator = None
+        if config.use_gan:  # its construction-time draws left out of the stream, so a seed gives the same model
+            with torch.random.fork_rng(devices=[]):
+                self.discriminator = MultiscaleDiscriminator(3, config.discriminator_filters,
+                                                             config.discriminator_layers, config.num_discriminators)
         self._perceptual = None  # frozen VGG19 features attached for training, never saved (set_perceptual_network)
         self.post_init()
 
@@ -446,15 +477,39 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
         appearance = self.encode_appearance(appearance_frames, source.mu, source.covariance, source.heatmaps,
                                             source.features)
         reconstruction, mask = self._decode(appearance, mu, covariance)
-        loss = None
+        loss = recon_loss = g_adv = d_loss = None
         if labels is not None:
             if not isinstance(labels, torch.Tensor) or labels.shape != pose_frames.shape:
                 raise ValueError(f"labels must be the target frames {tuple(pose_frames.shape)} in [-1, 1]; got "
                                  f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else labels!r}")
-            loss = reconstruction_loss(reconstruction, labels.to(reconstruction.dtype), self.config,
-                                       self.perceptual_network)
+            labels = labels.to(reconstruction.dtype)
+            loss = recon_loss = reconstruction_loss(reconstruction, labels, self.config, self.perceptual_network)
+            if self.discriminator is not None and self.training:
+                g_adv, d_loss = self.adversarial_losses(reconstruction, labels)
+                loss = recon_loss + self.config.gan_weight * g_adv + d_loss
         out = LandmarkVideoOutput(loss=loss, reconstruction=reconstruction, mu=mu, covariance=covariance,
                                   heatmaps=heatmaps, appearance_mu=source.mu,
                                   appearance_covariance=source.covariance, foreground_mask=mask,
-                                  hidden_states=tuple(levels) if output_hidden_states else None)
+                                  hidden_states=tuple(levels) if output_hidden_states else None,
+                                  reconstruction_loss=recon_loss, generator_adversarial_loss=g_adv,
+                                  discriminator_loss=d_loss)
         return out if return_dict else out.to_tuple()
+
+    def adversarial_losses(self, reconstruction: torch.Tensor, real: torch.Tensor):
+        """(G_adv, D): the generator's LSGAN term through a discriminator with detached parameters (gradients reach
+        the reconstruction only), and the discriminator's 0.5 · (fake + real) on the detached reconstruction
+        (gradients reach the discriminator only). Fake and real go through the discriminator in one batch: instance
+        norm is per sample, so this equals two passes."""
+        if self.discriminator is None:
+            raise ValueError("adversarial_losses needs a discriminator: build the model with use_gan=True")
+        parameters = dict(self.discriminator.named_parameters())
+        if any(hasattr(p, "ds_tensor") for p in parameters.values()):
+            raise ValueError("use_gan does not run under DeepSpeed ZeRO stage 3 (the generator's adversarial term "
+                             "detaches the discriminator's parameters, which stage 3 partitions); use stage 0-2")
+        frozen = {name: p.detach() for name, p in parameters.items()}
+        g_adv = lsgan_loss(torch.func.functional_call(self.discriminator, frozen, (reconstruction,)), real=True)
+        n = reconstruction.shape[0]
+        scores = self.discriminator(torch.cat((reconstruction.detach(), real.detach())))
+        d_fake = lsgan_loss([s[:n] for s in scores], real=False)
+        d_real = lsgan_loss([s[n:] for s in scores], real=True)
+        return g_adv, 0.5 * (d_fake + d_real)
