@@ -36,6 +36,8 @@ SPEC = FamilySpec(
                 "the reference's BBC Pose model: K = 30, 128x128 crops, nsf 6, ngc 64, 32-d appearance"),
         Variant("landmark-video-bbc-fgbg", dict(num_landmarks=30, image_size=128, use_fg_bg_mask=True),
                 "the BBC model with the reference's foreground/background masks"),
+        Variant("landmark-video-bbc-gan", dict(num_landmarks=30, image_size=128, use_gan=True),
+                "the BBC model with the reference's optional multi-scale LSGAN (2 PatchGANs, 3 layers, ndf 64)"),
     ),
     card=CardFacts(
         title="Unsupervised landmark video model",
@@ -56,6 +58,10 @@ SPEC = FamilySpec(
             "named keypoints through a regression fitted on annotated frames.",
             "The decoder renders the appearance of a reference frame: content that the reference frame does not show "
             "(disocclusions, a turned-away face) is invented.",
+            "With `use_gan` (the reference's optional LSGAN: sharper reconstructions, less accurate landmarks) the "
+            "discriminator is trained in the model's own optimizer step, so it shares the model's weight decay and "
+            "gradient clipping (the reference gives it a second Adam without decay, clipped on its own); the saved "
+            "model carries the discriminator's weights.",
         )),
     unsupported={"output_attentions": "a convolutional model has no attention",
                  "gradient_checkpointing": "its U-Nets and SPADE blocks are not checkpointable layers",

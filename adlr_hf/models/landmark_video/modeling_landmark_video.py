@@ -81,9 +81,10 @@ class LandmarkVideoOutput(ModelOutput):
     generator's adversarial loss and the discriminator's loss; mu, covariance, heatmaps: the pose frame's landmarks
     (the model's main output, first); reconstruction (N, 3, H, W) in [-1, 1] (not clamped); appearance_mu,
     appearance_covariance: the appearance frame's landmarks; foreground_mask (N, 1, H, W) with `use_fg_bg_mask`;
-    hidden_states: the pose encoder's four level outputs; reconstruction_loss (with `labels`); with `use_gan` in
-    training mode, generator_adversarial_loss (LSGAN of D(reconstruction) to real, unweighted) and
-    discriminator_loss (0.5 · (LSGAN of D(reconstruction) to fake + LSGAN of D(labels) to real)), else None."""
+    hidden_states: the pose encoder's four level outputs. The loss's parts, with `use_gan` in training mode with
+    `labels` (else None: the loss is the reconstruction loss): reconstruction_loss, generator_adversarial_loss
+    (LSGAN of D(reconstruction) to real, before gan_weight) and discriminator_loss (0.5 · (LSGAN of
+    D(reconstruction) to fake + LSGAN of D(labels) to real))."""
 
     loss: torch.FloatTensor | None = None
     mu: torch.FloatTensor | None = None
@@ -483,8 +484,9 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
                 raise ValueError(f"labels must be the target frames {tuple(pose_frames.shape)} in [-1, 1]; got "
                                  f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else labels!r}")
             labels = labels.to(reconstruction.dtype)
-            loss = recon_loss = reconstruction_loss(reconstruction, labels, self.config, self.perceptual_network)
+            loss = reconstruction_loss(reconstruction, labels, self.config, self.perceptual_network)
             if self.discriminator is not None and self.training:
+                recon_loss = loss
                 g_adv, d_loss = self.adversarial_losses(reconstruction, labels)
                 loss = recon_loss + self.config.gan_weight * g_adv + d_loss
         out = LandmarkVideoOutput(loss=loss, reconstruction=reconstruction, mu=mu, covariance=covariance,
