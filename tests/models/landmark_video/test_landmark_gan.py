@@ -195,6 +195,17 @@ def test_eval_mode_and_missing_labels_do_not_run_the_discriminator():
     torch.testing.assert_close(out.loss, reconstruction_loss(out.reconstruction, target, model.config), rtol=0, atol=0)
 
 
+def test_partitioned_discriminator_parameters_get_one_clear_error():
+    model = gan_model()
+    frames, target = batch(n=1)
+    # ZeRO stage 3 marks its partitioned parameters with `ds_tensor`; their detached copies would be empty
+    model.discriminator.scales[0].convs[0].weight.ds_tensor = torch.empty(0)
+    with pytest.raises(ValueError, match="ZeRO stage 3"):
+        model(pixel_values_videos=frames, labels=target)
+    with pytest.raises(ValueError, match="use_gan=True"):
+        LandmarkVideoModel(get_config("landmark-video-tiny")).adversarial_losses(frames[:, 0], target)
+
+
 @pytest.mark.parametrize("field, value", [("use_gan", "yes"), ("gan_weight", 0), ("gan_weight", -1.0),
                                           ("num_discriminators", 0), ("num_discriminators", 7),
                                           ("discriminator_layers", 0), ("discriminator_filters", 2.5)])
