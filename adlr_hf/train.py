@@ -61,6 +61,8 @@ def validate(args, world: int | None = None):
         if zero_stage(ds_config) == 3 and args.tp > 1:
             raise ValueError(f"ZeRO stage 3 cannot be combined with --tp {args.tp}; use ZeRO 0-2 with tensor "
                              "parallelism, or --tp 1 with ZeRO-3.")
+        if hasattr(config, "check_zero_stage"):  # a model that cannot train under some ZeRO stage says so here
+            config.check_zero_stage(zero_stage(ds_config))
     elif args.deepspeed_config:
         raise ValueError("--deepspeed-config is for --engine deepspeed; with Accelerate pass DeepSpeed settings "
                          "to `accelerate launch --use_deepspeed` (or use configs/accelerate/*.yaml).")

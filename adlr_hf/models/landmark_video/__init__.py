@@ -94,7 +94,7 @@ DYNAMICS_SPEC = FamilySpec(
         intended_use="Research on video prediction in landmark space for faces and bodies in roughly framed clips.",
         license_notes="Weights trained on third-party footage carry that footage's terms.",
         tags=("video-prediction", "unsupervised-landmarks", "lstm"),
-        limitations=("The dynamics model needs the landmark model it was trained with (saved beside it).",)),
+    ),
     unsupported={"output_attentions": "a recurrent model has no attention",
                  "gradient_checkpointing": "a small LSTM: nothing worth recomputing",
                  "resize_token_embeddings": "a landmark model has no token embeddings",

@@ -167,6 +167,14 @@ class LandmarkVideoConfig(PretrainedConfig):
                 "decoder.*.*.mlp_gamma": "conv_rowwise",
                 "decoder.*.*.mlp_beta": "conv_rowwise"}
 
+    def check_zero_stage(self, stage: int) -> None:
+        """Checked by `adlr-hf train` before anything is written: the LSGAN's generator term detaches the
+        discriminator's parameters, which ZeRO stage 3 partitions."""
+        if self.use_gan and stage == 3:
+            raise ValueError("use_gan=True does not train under DeepSpeed ZeRO stage 3 (the generator's adversarial "
+                             "term detaches the discriminator's parameters, which stage 3 partitions); use a ZeRO "
+                             "stage 0-2 --deepspeed-config, or use_gan=false")
+
     def check_tp_size(self, tp_size: int) -> None:
         _positive_int("tp_size", tp_size, 1)
         for width in self.pose_encoder_channels:

@@ -93,7 +93,9 @@ class LandmarkAutoencodingTask(Task):
                  "image_size": size, "train_frames": len(train_set),
                  "held_out_frames": len(eval_set) if eval_set is not None else 0,
                  "boxes": any(p.boxes is not None for p in train),
-                 "perceptual": str(Path(args.vgg19_weights).resolve()) if args.vgg19_weights else None}
+                 "perceptual": str(Path(args.vgg19_weights).resolve()) if args.vgg19_weights else None,
+                 "gan": ({"weight": config.gan_weight, "discriminators": config.num_discriminators}
+                         if config.use_gan else None)}
         metric = LandmarkReconstructionMetric.for_eval_set(eval_set)
         return TaskRun(config, train_set, eval_set, landmark_collate, 1, None, list(args.data),
                        eval_collate=landmark_collate, metric=metric, extra_info=extra)
@@ -126,7 +128,8 @@ class LandmarkAutoencodingTask(Task):
                 ("frame gap", f"{training.get('gap_min')}..{training.get('gap_max')}"),
                 ("crop", f"{training.get('image_size')}² "
                          f"({'boxes ± 60 px' if training.get('boxes') else 'centred squares'})"),
-                ("loss", loss)]
+                ("loss", loss + (f" + multi-scale LSGAN ({training['gan']['discriminators']} discriminators, weight "
+                                 f"{training['gan']['weight']:g})" if training.get("gan") else ""))]
         if training.get("eval_psnr") is not None:
             rows.append(("held-out reconstruction PSNR / SSIM (appearance frame: PSNR)",
                          f"{training['eval_psnr']:.2f} dB / {training['eval_ssim']:.4f} "

@@ -243,3 +243,19 @@ def test_gan_training_runs_under_both_engines_and_resumes_exactly(tmp_path):
         assert model.config.use_gan and model.discriminator is not None
         # trained: the reference's initial biases of 0.1 have moved
         assert not torch.all(model.discriminator.scales[0].convs[1].bias == torch.tensor(0.1))
+
+
+def test_adlr_hf_train_refuses_gan_under_zero3_before_writing(tmp_path, capsys):
+    from models.landmark_video.test_landmark_training import FACE_FRAMES
+
+    if not FACE_FRAMES.is_dir():
+        pytest.skip(f"real face frames not found at {FACE_FRAMES} (../shared/data of the checkout is absent)")
+    from adlr_hf.train import main as train_main
+
+    out = tmp_path / "run"
+    argv = ["--model", "landmark-video-tiny", "--set", "use_gan=true", "--data", str(FACE_FRAMES),
+            "--deepspeed-config", "configs/deepspeed/zero3.json", "--steps", "2", "--out", str(out)]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "use_gan=True does not train under DeepSpeed ZeRO stage 3" in err and "stage 0-2" in err
+    assert not out.exists()

@@ -136,3 +136,7 @@ def test_the_card_says_which_loss_trained_the_model():
     assert any("VGG19" in line for line in task.limitations({"frames": 6, "perceptual": None}))
     vgg = dict(task.card_rows({"frames": 6, "appearance_source": "temporal", "perceptual": "/w/vgg19.pth"}))
     assert vgg["loss"].startswith("VGG19 perceptual") and "`vgg19.pth`" in vgg["loss"]
+    assert "LSGAN" not in plain["loss"] + vgg["loss"]
+    gan = dict(task.card_rows({"frames": 6, "perceptual": None, "gan": {"weight": 0.5, "discriminators": 2}}))
+    assert gan["loss"] == "L1 + (1 - SSIM) (no local VGG19 weights were given) + multi-scale LSGAN (2 discriminators, " \
+                          "weight 0.5)"
