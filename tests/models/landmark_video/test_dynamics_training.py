@@ -7,32 +7,20 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 
 from dist_utils import run_ranks
 from training.resume_utils import assert_same_run, run_then_resume
 from training.train_utils import run_all
 
-from models.video_utils import SHARED_DATA
+from models.landmark_video.face_clips import FACES, MISSING, write_face_clips
 
-FACES = SHARED_DATA / "face-video" / "fomm-driving-frames"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not FACES.is_dir(), reason=f"real face frames not found at {FACES} (../shared/data of the "
-                                                  "checkout is absent)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FACES.is_dir(), reason=MISSING)]
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """The first 14 frames of two real face clips at 64×64."""
-    root = tmp_path_factory.mktemp("faces")
-    for clip in ("04", "08"):
-        (root / clip).mkdir()
-        for i in range(14):
-            Image.open(FACES / clip / f"{i:03d}.png").convert("RGB").resize((64, 64), Image.BILINEAR).save(
-                root / clip / f"{i:03d}.png")
-    return root
+    return write_face_clips(tmp_path_factory.mktemp("faces") / "clips", frames=14)
 
 
 def save_landmark_model(folder, **overrides):

@@ -9,13 +9,10 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 
-from models.video_utils import SHARED_DATA
+from models.landmark_video.face_clips import FACES, MISSING, write_face_clips
 
-FACES = SHARED_DATA / "face-video" / "fomm-driving-frames"
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"real face frames not found at {FACES} (../shared/data "
-                                                           "of the checkout is absent)")
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=MISSING)
 
 
 def save_video_model(folder, variant, processor_divisor=None, **overrides):
@@ -40,11 +37,7 @@ def folders(tmp_path_factory):
     from adlr_hf import LandmarkDynamicsConfig, LandmarkDynamicsModel, get_config
 
     root = tmp_path_factory.mktemp("landmark-baselines")
-    for clip in ("04", "10"):
-        (root / "clips" / clip).mkdir(parents=True)
-        for i in range(7):
-            Image.open(FACES / clip / f"{i:03d}.png").convert("RGB").resize((64, 64), Image.BILINEAR).save(
-                root / "clips" / clip / f"{i:03d}.png")
+    write_face_clips(root / "clips", ("04", "10"), frames=7)
     torch.manual_seed(0)
     landmarks = AutoModel.from_config(get_config("landmark-video-tiny"))
     LandmarkDynamicsModel(LandmarkDynamicsConfig(landmark_config=landmarks.config, hidden_size=8,

@@ -1,51 +1,31 @@
-"""A landmark-dynamics checkpoint exported (`training.export.export_checkpoint`, what `adlr-hf publish
-RUN/checkpoints/step_N` runs) carries the landmark model the run saved in RUN/config/landmark_model/, so the export
-alone evaluates and publishes; and the landmark evaluations take the run folder itself (RUN/model and its
-landmark_model/). One tiny run (2 steps, a checkpoint at step 2) on real face clips (../shared/data/face-video)."""
+"""A landmark-dynamics run carries the landmark model it runs with: `adlr-hf publish` of the run and of a checkpoint
+(`training.export.export_checkpoint`, what `adlr-hf publish RUN/checkpoints/step_N` runs) copy the landmark model
+the run saved in RUN/config/landmark_model/, so the published folder or the export alone runs the evaluations and
+the `landmark-video` pipeline (no --landmark-model); and the landmark evaluations take the run folder itself
+(RUN/model and its landmark_model/). One tiny run (2 steps, a checkpoint at step 2) on real face clips
+(../shared/data/face-video)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from PIL import Image
 
-from models.video_utils import SHARED_DATA
+from models.landmark_video.face_clips import FACES, MISSING, tiny_dynamics_run
 
-FACES = SHARED_DATA / "face-video" / "fomm-driving-frames"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not FACES.is_dir(), reason=f"real face frames not found at {FACES} (../shared/data of the "
-                                                  "checkout is absent)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FACES.is_dir(), reason=MISSING)]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Two real clips (first 8 frames at 64×64), a tiny landmark model, 2 steps of landmark-dynamics with a
-    checkpoint at step 2, in a fresh process."""
-    from transformers import AutoModel
+    return tiny_dynamics_run(tmp_path_factory.mktemp("dynamics-run"))
 
-    from adlr_hf import get_config
 
-    root = tmp_path_factory.mktemp("dynamics-export")
-    for clip in ("04", "08"):
-        (root / "clips" / clip).mkdir(parents=True)
-        for i in range(8):
-            Image.open(FACES / clip / f"{i:03d}.png").convert("RGB").resize((64, 64), Image.BILINEAR).save(
-                root / "clips" / clip / f"{i:03d}.png")
-    torch.manual_seed(0)
-    AutoModel.from_config(get_config("landmark-video-tiny")).save_pretrained(root / "landmarks")
-    cmd = [sys.executable, "-m", "adlr_hf.train", "--model", "landmark-dynamics-tiny", "--task", "landmark-dynamics",
-           "--init-from", str(root / "landmarks"), "--data", str(root / "clips"), "--past-frames", "2",
-           "--future-frames", "2", "--steps", "2", "--save-every", "2", "--micro-batch-size", "2",
-           "--eval-fraction", "0.3", "--seed", "7", "--out", str(root / "run"), "--no-progress"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root
+@pytest.fixture(scope="module")
+def published(run, tmp_path_factory):
+    from adlr_hf.hub.publish import publish
+
+    return run, publish(run / "run", tmp_path_factory.mktemp("dynamics-publish") / "published",
+                        measure_inference=False)
 
 
 def same_weights(a, b) -> bool:
@@ -101,3 +81,36 @@ def test_the_evaluations_take_the_run_folder(run, tmp_path):
         through_model = evaluate([str(folder / "model"), *argv], tmp_path / f"{task}-model.json")
         assert through_run["settings"]["landmark_model"] == str(folder / "model" / "landmark_model")
         assert through_run["metrics"] == through_model["metrics"]
+
+
+def test_published_dynamics_carries_its_landmark_model(published):
+    from transformers import AutoModel
+
+    root, out = published
+    carried = AutoModel.from_pretrained(out / "landmark_model")
+    original = AutoModel.from_pretrained(root / "landmarks")
+    assert carried.config.model_type == "adlr_landmark_video"
+    assert carried.state_dict().keys() == original.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(carried.state_dict().values(), original.state_dict().values()))
+    assert not (out / "landmark_model" / "README.md").exists()  # copied as saved, not published on its own
+
+
+def test_prediction_evaluation_and_pipeline_run_from_the_published_folder(published, tmp_path):
+    from transformers import AutoModel, pipeline
+
+    from adlr_hf.cli import main
+
+    root, out = published
+    assert main(["evaluate", str(out), "--task", "landmark-prediction", "--data", str(root / "clips"),
+                 "--horizon", "3", "--json", str(tmp_path / "pred.json")]) == 0
+    record = json.loads((tmp_path / "pred.json").read_text())
+    assert record["settings"]["landmark_model"] == str(out / "landmark_model")
+    assert record["metrics"]["num_windows"] == 2 * 2 and len(record["metrics"]["per_step"]) == 3
+    assert record["metrics"]["psnr"] > 0
+    lv = pipeline("landmark-video", model=str(out))
+    images = lv(str(root / "clips" / "04"), mode="predict", num_future_frames=2)
+    assert len(images) == 2 and images[0].size == (64, 64)
+    assert lv.landmark_model().config.model_type == "adlr_landmark_video"
+    landmarks = AutoModel.from_pretrained(root / "landmarks")
+    assert torch.equal(next(iter(lv.landmark_model().state_dict().values())).cpu(),
+                       next(iter(landmarks.state_dict().values())))
