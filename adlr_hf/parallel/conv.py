@@ -259,7 +259,8 @@ class ChannelParallelBatchNorm2d(_ParallelModule, nn.BatchNorm2d):
         new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats, group, master=bn)
         new.train(bn.training)
         tensors = list(bn.parameters()) + [b for b in bn.buffers() if b.is_floating_point()]
-        return new.to(tensors[0].device) if tensors else new
+        # the dense layer's device and dtype (a model cast to float64 before it is parallelized stays float64)
+        return new.to(device=tensors[0].device, dtype=tensors[0].dtype) if tensors else new
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", channels {self.num_features}/{self.full_num_features} (tp={self.tp_rank})"

@@ -161,6 +161,10 @@ def _batch_norm(rank, group):
         assert_close(bn.running_mean, ref_bn.running_mean[sl], what=f"running mean after train={training}")
         assert_close(bn.running_var, ref_bn.running_var[sl], what=f"running var after train={training}")
         assert int(bn.num_batches_tracked) == int(ref_bn.num_batches_tracked)
+    # A float64 dense layer (a model cast before it is parallelized) gives float64 slices, buffers included.
+    wide = ChannelParallelBatchNorm2d.from_dense(copy.deepcopy(dense).double().eval(), group)
+    assert {t.dtype for t in (wide.weight, wide.bias, wide.running_mean, wide.running_var)} == {torch.float64}
+    assert_close(wide(x[:, sl].double()), dense.double().eval()(x.double())[:, sl], what="float64 batch norm output")
 
 
 def _randomise_batch_norms(model, seed):
