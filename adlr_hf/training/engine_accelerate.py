@@ -14,7 +14,7 @@ import torch
 
 from ..parallel import ParallelState
 from ..parallel.grad_norm import clip_grad_norm_tp
-from .engines import load_torch, merge_tp_state_dicts, on_gpu, strip_module_prefix
+from .engines import load_torch, loss_parts, merge_tp_state_dicts, on_gpu, strip_module_prefix
 
 
 def tp_shard_file(checkpoint_dir: Path, tp_rank: int) -> Path:
@@ -35,6 +35,7 @@ class AccelerateEngine:
         self.timeout = timeout
         self.accelerator = None
         self.last_grad_norm = None
+        self.last_loss_parts = {}
 
     @classmethod
     def from_args(cls, args, ds_config=None) -> "AccelerateEngine":
@@ -95,7 +96,9 @@ class AccelerateEngine:
     def micro_step(self, batch) -> torch.Tensor:
         acc = self.accelerator
         with acc.accumulate(self.model):
-            loss = self.model(**batch).loss
+            outputs = self.model(**batch)
+            loss = outputs.loss
+            self.last_loss_parts = loss_parts(outputs)
             acc.backward(loss)
             if acc.sync_gradients:
                 if self.uses_deepspeed:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..parallel import MegatronMPU, ParallelState
-from .engines import free_port, load_torch, merge_tp_state_dicts, on_gpu, strip_module_prefix, zero_stage
+from .engines import free_port, load_torch, loss_parts, merge_tp_state_dicts, on_gpu, strip_module_prefix, zero_stage
 
 _MP_FILE = re.compile(r"^mp_rank_(\d+)_model_states\.pt$")
 _ZERO3_FILE = re.compile(r"^zero_pp_rank_\d+_mp_rank_(\d+)_model_states\.pt$")
@@ -43,6 +43,7 @@ class DeepSpeedEngine:
         self.timeout = timeout
         self.engine = None
         self.last_grad_norm = None
+        self.last_loss_parts = {}
 
     @classmethod
     def from_args(cls, args, ds_config: dict) -> "DeepSpeedEngine":
@@ -91,7 +92,9 @@ class DeepSpeedEngine:
 
     def micro_step(self, batch) -> torch.Tensor:
         broadcast_buffers(self.engine.module, self.state)
-        loss = self.engine(**batch).loss
+        outputs = self.engine(**batch)
+        loss = outputs.loss
+        self.last_loss_parts = loss_parts(outputs)
         self.engine.backward(loss)
         boundary = self.engine.is_gradient_accumulation_boundary()
         self.engine.step()

@@ -74,6 +74,14 @@ def resolve_batch_config(ds_config: dict, micro_batch: int, grad_accum: int, dp_
     return config
 
 
+def loss_parts(outputs) -> dict[str, float]:
+    """The parts of a model's loss it reports beside `loss` (scalar `*_loss` fields, e.g. a GAN's generator and
+    discriminator terms), for the training log; {} for models that report none."""
+    items = outputs.items() if hasattr(outputs, "items") else ()
+    return {name: float(value.detach().float()) for name, value in items
+            if name.endswith("_loss") and isinstance(value, torch.Tensor) and value.numel() == 1}
+
+
 def zero_stage(ds_config: dict) -> int:
     return int(ds_config.get("zero_optimization", {}).get("stage", 0))
 

@@ -204,19 +204,24 @@ class Trainer:
         with StopOnSignal() as stop:
             while self.step < plan.total_steps:
                 step_started = time.perf_counter()
-                losses = []
+                losses, parts = [], {}
                 for _ in range(plan.grad_accum):
                     batch = to_device(next(batches), engine.device)
                     losses.append(engine.micro_step(batch).float().item())
+                    for name, value in engine.last_loss_parts.items():
+                        parts.setdefault(name, []).append(value)
                     self.consumed_micro_batches += 1
                 self.step += 1
                 self.units_seen += units_per_step
                 last_loss = _mean_over(self.state.dp_group, sum(losses) / len(losses))
                 elapsed = time.perf_counter() - step_started
                 if self.step % plan.log_every == 0 or self.step == plan.total_steps:
-                    self.metrics.write({"split": "train", "step": self.step, "loss": last_loss, "lr": engine.lr(),
-                                        "grad_norm": engine.last_grad_norm, plan.unit: self.units_seen,
-                                        rate_key: units_per_step / max(elapsed, 1e-9)})
+                    # the loss's parts a model reports (e.g. a GAN's terms), averaged like the loss
+                    shown = {name: _mean_over(self.state.dp_group, sum(values) / len(values))
+                             for name, values in sorted(parts.items())}
+                    self.metrics.write({"split": "train", "step": self.step, "loss": last_loss, **shown,
+                                        "lr": engine.lr(), "grad_norm": engine.last_grad_norm,
+                                        plan.unit: self.units_seen, rate_key: units_per_step / max(elapsed, 1e-9)})
                 bar.set_postfix(loss=f"{last_loss:.4f}",
                                 **{f"{plan.unit[:3]}_s": f"{units_per_step / max(elapsed, 1e-9):,.0f}"})
                 bar.update(1)

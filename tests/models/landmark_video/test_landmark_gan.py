@@ -239,6 +239,15 @@ def test_gan_training_runs_under_both_engines_and_resumes_exactly(tmp_path):
         assert_same_run(run, run.with_name(run.name + "-resumed"))
         info = json.loads((run / "run_info.json").read_text())
         assert info["train_frames"] == 6 and info["final_loss"] > info["eval_loss"]  # training adds the GAN terms
+        # the training log shows the loss's parts, and they add up to it: recon + gan_weight (1) * G_adv + D
+        from training.resume_utils import metrics
+
+        train = [r for r in metrics(run) if r["split"] == "train"]
+        assert train and all({"reconstruction_loss", "generator_adversarial_loss", "discriminator_loss"} <= set(r)
+                             for r in train)
+        for r in train:
+            total = r["reconstruction_loss"] + r["generator_adversarial_loss"] + r["discriminator_loss"]
+            assert abs(total - r["loss"]) <= 1e-5 * abs(r["loss"])
         model = AutoModel.from_pretrained(run / "model")
         assert model.config.use_gan and model.discriminator is not None
         # trained: the reference's initial biases of 0.1 have moved
