@@ -45,6 +45,14 @@ def save_card(card: ModelCard, folder) -> None:
     write_text_atomically(path, text if text.endswith("\n") else text + "\n")
 
 
+def append_card_section(folder, lines) -> None:
+    """Append a section (lines of Markdown, or one string) at the end of a card, atomically: a benchmark's table
+    measured beside the published model."""
+    path = Path(folder) / README
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    write_text_atomically(path, path.read_text().rstrip("\n") + "\n" + text.rstrip("\n") + "\n")
+
+
 def describe_data(entries) -> str:
     if not entries:
         return "n/a"
@@ -202,4 +210,4 @@ def minimal_card(model_dir: Path, config, family, task, suggested: list[str]) ->
     return render_card(data, body)
 
 
-__all__ = ["build_card_data", "card_body", "describe_data", "minimal_card", "render_card", "save_card"]
+__all__ = ["append_card_section", "build_card_data", "card_body", "describe_data", "minimal_card", "render_card", "save_card"]

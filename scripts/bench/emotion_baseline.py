@@ -108,6 +108,7 @@ def publish_with_comparison(run_dir: Path, out: Path, record: dict, tfidf: dict,
     """`adlr-hf publish` the fine-tuned run, record its GoEmotions test scores in the card's model-index, and add the
     side-by-side table with the TF-IDF baseline to the card."""
     from adlr_hf.hub import publish, record_evaluation
+    from adlr_hf.hub.card import append_card_section
 
     publish(run_dir, out, force=True)
     record_evaluation(out, {**record, "model": out.name, "data": "google-research-datasets/go_emotions"})
@@ -122,8 +123,7 @@ def publish_with_comparison(run_dir: Path, out: Path, record: dict, tfidf: dict,
         "| model | macro-F1 | micro-F1 | Jaccard |", "|---|---|---|---|", *rows, "",
         f"Macro-F1 ratio (this model / baseline): {record['metrics']['macro_f1'] / max(tfidf['macro_f1'], 1e-12):.3f}. "
         "The paper's language model was pre-trained for days on 8 GPUs; this one for minutes on a CPU.", ""])
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + section)
+    append_card_section(out, section)
     print(f"published {out}", flush=True)
 
 

@@ -125,6 +125,7 @@ def publish(run_dir: Path, results: dict, args) -> dict:
     """`adlr-hf publish` of (c), its DAVIS evaluation in the card's model-index, and this run's table in the card."""
     from adlr_hf.hub import publish as publish_folder
     from adlr_hf.hub import record_evaluation
+    from adlr_hf.hub.card import append_card_section
 
     out = Path(args.publish)
     publish_folder(run_dir, out, force=args.force)
@@ -138,8 +139,7 @@ def publish(run_dir: Path, results: dict, args) -> dict:
              "Scored on the 5 DAVIS triplets of `vfi-davis-dev` (inputs zero-padded to 64, predictions 8-bit):", "",
              "| model | PSNR (dB) | SSIM | IE |", "|---|---|---|---|"]
     lines += [f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['ie']:.2f} |" for name, m in table_rows(results)]
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    append_card_section(out, lines)
     return record
 
 

@@ -235,6 +235,7 @@ def publish(landmarks, dynamics, held_out: dict, out: Path, table: list[str], op
     from adlr_hf.cli import build_parser as cli_parser
     from adlr_hf.hub import publish as publish_folder
     from adlr_hf.hub import record_evaluation
+    from adlr_hf.hub.card import append_card_section
     from adlr_hf.models.landmark_video.task_landmark_dynamics import LANDMARK_MODEL_DIR
     from adlr_hf.tasks import find_evaluation
 
@@ -261,8 +262,7 @@ def publish(landmarks, dynamics, held_out: dict, out: Path, table: list[str], op
              f"weights offline) on frames 0-95 of three real talking-head clips, the dynamics LSTM "
              f"{opts.dynamics_steps} steps on its landmark sequences; scored on frames 100-131 of each clip:", "",
              *table]
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    append_card_section(out, lines)
     print(f"published {out}", flush=True)
     return records
 

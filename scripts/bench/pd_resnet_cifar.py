@@ -188,6 +188,7 @@ def publish_partial(model: nn.Module, result: dict, args, mean, std) -> dict:
     from adlr_hf import PDResNetImageProcessor
     from adlr_hf.evaluation import evaluate_image_model_dir
     from adlr_hf.hub import publish, record_evaluation
+    from adlr_hf.hub.card import append_card_section
 
     out = Path(args.publish)
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,8 +209,7 @@ def publish_partial(model: nn.Module, result: dict, args, mean, std) -> dict:
         "| seed | PD-ResNet-18 (partial padding) | ResNet-18 (zero padding) |", "|---|---|---|", *rows,
         f"| mean | {result['partial_top1_mean']:.4f} | {result['zeros_top1_mean']:.4f} |", "",
         f"Ratio partial / zeros: {result['ratio']:.4f}; partial padding better in {result['partial_wins']} seeds.", ""])
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + section)
+    append_card_section(out, section)
     print(f"published {out} (top-1 by adlr-hf evaluate: {record['metrics']['top1']:.4f})", flush=True)
     return record
 

@@ -190,6 +190,7 @@ def publish_full(model, table: dict, test_root: Path, args) -> dict:
     from adlr_hf import SDCNetVideoProcessor
     from adlr_hf.evaluation.next_frame_eval import evaluate_next_frame_model_dir
     from adlr_hf.hub import publish, record_evaluation
+    from adlr_hf.hub.card import append_card_section
 
     out = Path(args.publish)
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,8 +207,7 @@ def publish_full(model, table: dict, test_root: Path, args) -> dict:
         f"random {args.crop}×{args.crop} crops of the training frames of `video-frames` (scaled by {args.scale:g}); "
         f"next-frame PSNR / SSIM on the last {args.held_out:.0%} of each clip's frames, never trained on:", "",
         "| predictor | PSNR (dB) | SSIM |", "|---|---|---|", *rows, ""])
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + section)
+    append_card_section(out, section)
     return record
 
 

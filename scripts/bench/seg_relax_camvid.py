@@ -147,6 +147,7 @@ def publish(run_dir: Path, data: Path, best: str, summary: dict, seeds: list[int
     from adlr_hf.cli import build_parser as cli_parser
     from adlr_hf.hub import publish as publish_folder
     from adlr_hf.hub import record_evaluation
+    from adlr_hf.hub.card import append_card_section
     from adlr_hf.tasks import find_evaluation
 
     out = Path(opts.publish)
@@ -163,8 +164,7 @@ def publish(run_dir: Path, data: Path, best: str, summary: dict, seeds: list[int
              f"training images scaled by {opts.downscale:g}, from the same initial weights per seed, with seeds "
              f"{', '.join(map(str, seeds))}; mean IoU over the 11 classes on the val images at the same scale "
              "(whole images, one scale, no flip):", "", *table_lines(summary, seeds)]
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    append_card_section(out, lines)
     print(f"published {out} (mIoU by adlr-hf evaluate: {record['metrics']['mean_iou']:.4f})", flush=True)
     return record
 

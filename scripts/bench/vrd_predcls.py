@@ -132,6 +132,7 @@ def publish(model_dir: Path, setup: str, results: dict, args, test_images: int) 
     the card's model-index, and this run's table in the card."""
     from adlr_hf.hub import publish as publish_folder
     from adlr_hf.hub import record_evaluation
+    from adlr_hf.hub.card import append_card_section
     from adlr_hf.models.reldn.task_relationship_detection import evaluate_relationship_model_dir
 
     out = Path(args.publish)
@@ -151,8 +152,7 @@ def publish(model_dir: Path, setup: str, results: dict, args, test_images: int) 
              f"the best predicate per pair (top-1) and every predicate per pair (top-70); the model-index above "
              f"holds this model's own evaluation on the whole test split:", "",
              *table_lines(results)]
-    readme = out / "README.md"
-    readme.write_text(readme.read_text().rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    append_card_section(out, lines)
     return record
 
 

@@ -181,3 +181,17 @@ def test_a_bad_evaluation_figure_is_refused_before_anything_is_written(published
     with pytest.raises(ValueError, match="evaluation figure .* must be"):
         record_evaluation(folder, {**LAMBADA, "figures": [bad]})
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_append_card_section_adds_a_table_at_the_end_of_the_card(published, tmp_path):
+    from adlr_hf.hub.card import append_card_section
+
+    folder = tmp_path / "pub"
+    shutil.copytree(published, folder)
+    before = (folder / "README.md").read_text()
+    append_card_section(folder, ["", "## Measured", "", "| a | b |", "|---|---|", "| 1 | 2 |"])
+    append_card_section(folder, "\n## Notes\n\ntext\n\n\n")
+    assert (folder / "README.md").read_text() == before.rstrip("\n") + "\n\n## Measured\n\n| a | b |\n|---|---|\n" \
+                                                 "| 1 | 2 |\n\n## Notes\n\ntext\n"
+    assert ModelCard.load(folder / "README.md").data.model_name == "tiny-card"  # the metadata header is intact
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
