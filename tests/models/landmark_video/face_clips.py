@@ -45,3 +45,18 @@ def tiny_dynamics_run(root: Path) -> Path:
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return root
+
+
+def untrained_dynamics_folder(folder: Path, **dynamics_options):
+    """folder: an untrained tiny dynamics model (hidden size 8) carrying a tiny landmark model (seed 0) in
+    landmark_model/, as a landmark-dynamics export lays them out; returns the landmark model."""
+    from transformers import AutoModel
+
+    from adlr_hf import LandmarkDynamicsConfig, LandmarkDynamicsModel, get_config
+
+    torch.manual_seed(0)
+    landmarks = AutoModel.from_config(get_config("landmark-video-tiny"))
+    LandmarkDynamicsModel(LandmarkDynamicsConfig(landmark_config=landmarks.config, hidden_size=8,
+                                                 **dynamics_options)).save_pretrained(folder)
+    landmarks.save_pretrained(folder / "landmark_model")
+    return landmarks

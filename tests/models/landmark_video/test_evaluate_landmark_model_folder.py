@@ -6,28 +6,18 @@ that is neither is one clear error."""
 import json
 
 import pytest
-import torch
 from PIL import Image
 
-from models.landmark_video.face_clips import FACES, MISSING, write_face_clips
+from models.landmark_video.face_clips import FACES, MISSING, untrained_dynamics_folder, write_face_clips
 
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=MISSING)
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    from transformers import AutoModel
-
-    from adlr_hf import LandmarkDynamicsConfig, LandmarkDynamicsModel, get_config
-
     root = tmp_path_factory.mktemp("landmark-eval")
     write_face_clips(root / "clips", ("04", "10"), frames=6)
-    torch.manual_seed(0)
-    landmarks = AutoModel.from_config(get_config("landmark-video-tiny"))
-    landmarks.save_pretrained(root / "landmarks")
-    LandmarkDynamicsModel(LandmarkDynamicsConfig(landmark_config=landmarks.config, hidden_size=8)).save_pretrained(
-        root / "dynamics")
-    landmarks.save_pretrained(root / "dynamics" / "landmark_model")
+    untrained_dynamics_folder(root / "dynamics").save_pretrained(root / "landmarks")
     return root
 
 

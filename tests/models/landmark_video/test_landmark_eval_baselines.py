@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from models.landmark_video.face_clips import FACES, MISSING, write_face_clips
+from models.landmark_video.face_clips import FACES, MISSING, untrained_dynamics_folder, write_face_clips
 
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=MISSING)
 
@@ -32,17 +32,9 @@ def save_video_model(folder, variant, processor_divisor=None, **overrides):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    from transformers import AutoModel
-
-    from adlr_hf import LandmarkDynamicsConfig, LandmarkDynamicsModel, get_config
-
     root = tmp_path_factory.mktemp("landmark-baselines")
     write_face_clips(root / "clips", ("04", "10"), frames=7)
-    torch.manual_seed(0)
-    landmarks = AutoModel.from_config(get_config("landmark-video-tiny"))
-    LandmarkDynamicsModel(LandmarkDynamicsConfig(landmark_config=landmarks.config, hidden_size=8,
-                                                 past_frames=2)).save_pretrained(root / "dynamics")
-    landmarks.save_pretrained(root / "dynamics" / "landmark_model")
+    untrained_dynamics_folder(root / "dynamics", past_frames=2)
     save_video_model(root / "interp", "cyclic-interp-tiny", processor_divisor=128)  # 64² frames padded to 128²
     save_video_model(root / "sdcnet", "sdcnet2d-tiny", sequence_length=3)
     return root
