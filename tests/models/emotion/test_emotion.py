@@ -1,4 +1,4 @@
-"""Emotion classifiers (arXiv 1812.01207) on one process: pooling, losses, head, thresholds, mLSTM cell, saving,
+"""Emotion classifiers (arXiv 1812.01207) on one process: pooling, losses, head, thresholds, saving,
 pipeline and remote code."""
 
 import json
@@ -22,7 +22,7 @@ from adlr_hf.models.emotion import (
     tune_thresholds,
 )
 from adlr_hf.models.emotion.task_emotion_classification import EmotionMetric
-from adlr_hf.models.mlstm import MLSTMByteTokenizer, MLSTMConfig, MLSTMForCausalLM, MLSTMLayer
+from adlr_hf.models.mlstm import MLSTMByteTokenizer, MLSTMForCausalLM
 from adlr_hf.models.megatron_gpt import MegatronGPTForCausalLM
 from remote_code import run_without_adlr_hf
 
@@ -167,35 +167,6 @@ def test_predict_applies_per_class_thresholds():
 def test_thresholds_must_match_the_labels():
     with pytest.raises(ValueError, match="2 thresholds for 3 labels"):
         EmotionConfig.from_encoder(gpt_encoder(), LABELS, thresholds=[0.5, 0.5])
-
-
-def test_mlstm_cell_matches_a_hand_written_step():
-    torch.manual_seed(0)
-    layer = MLSTMLayer(3, 4)
-    x = torch.randn(2, 5, 3)
-    hs, cs = layer(x)
-    w_ih, b_ih = layer.input_proj.weight, layer.input_proj.bias
-    w_hh, b_hh = layer.hidden_proj.weight, layer.hidden_proj.bias
-    w_mih, w_mhh = layer.mult_input.weight, layer.mult_hidden.weight
-    h = c = torch.zeros(2, 4)
-    for t in range(5):
-        m = (x[:, t] @ w_mih.T) * (h @ w_mhh.T)
-        gates = x[:, t] @ w_ih.T + b_ih + m @ w_hh.T + b_hh
-        i, f, g, o = gates[:, :4], gates[:, 4:8], gates[:, 8:12], gates[:, 12:]
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        torch.testing.assert_close(hs[:, t], h)
-        torch.testing.assert_close(cs[:, t], c)
-
-
-def test_mlstm_lm_shifts_labels_and_pads():
-    torch.manual_seed(0)
-    lm = MLSTMForCausalLM(get_config("mlstm-tiny")).eval()
-    ids = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(6))
-    out = lm(ids, labels=ids)
-    manual = F.cross_entropy(out.logits[:, :-1].reshape(-1, 257), ids[:, 1:].reshape(-1))
-    torch.testing.assert_close(out.loss, manual)
-    assert lm.config.vocab_size == 257 and lm.config.pad_token_id == 256
 
 
 def _sample_texts():
