@@ -210,4 +210,5 @@ def minimal_card(model_dir: Path, config, family, task, suggested: list[str]) ->
     return render_card(data, body)
 
 
-__all__ = ["append_card_section", "build_card_data", "card_body", "describe_data", "minimal_card", "render_card", "save_card"]
+__all__ = ["append_card_section", "build_card_data", "card_body", "describe_data", "minimal_card", "render_card",
+           "save_card"]

@@ -230,7 +230,7 @@ def _publish_into(tmp: Path, out_dir: Path, src: Source, model_dir: Path, *, rep
         kept = _index.merge_eval_records(same, kept)
     for record in kept:
         record.setdefault("weights_sha256", fingerprint)
-    _carry_figures(kept, [out_dir] * previous + [model_dir], tmp)
+    _carry_figures(kept, ([out_dir] if previous else []) + [model_dir], tmp)
     if src.run_dir is not None and (src.run_dir / LOSS_CURVE).is_file():
         shutil.copy2(src.run_dir / LOSS_CURVE, tmp / LOSS_CURVE)
     import json
