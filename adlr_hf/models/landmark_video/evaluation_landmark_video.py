@@ -6,14 +6,17 @@ reference (NVIDIA/UnsupervisedLandmarkLearning, `scripts/map_to_supervised_landm
 
 - Interpolation (`--gaps 3 7`, `--interpolation linear|cubic`): in every clip the key frames are every gap + 1
   frames (0, g+1, 2(g+1), ...); the g frames between two keys are interpolated in landmark space and decoded with the
-  nearest key frame's appearance (`interpolation_landmarks.interpolate_frames`). Baseline: frame averaging
+  nearest key frame's appearance (`interpolation_landmarks.interpolate_frames`); `landmark_warp_*`: the same
+  interpolated landmarks made into frames by warping the two key frames to them and blending by time
+  (`synthesis="warp"`, the key frames' own pixels instead of the decoder's). Baseline: frame averaging
   (1 − t)·I0 + t·I1 at the same t; with `--interpolation-model DIR` also a trained frame-interpolation model of
   the video families (`interpolation_model_*`: the frames between the same two key frames at the same t). The
   headline numbers are those of the longest gap.
 - Prediction (`--horizon 10`): windows of context + horizon frames, starting every horizon frames, where the
   context is past_frames (or, with `--prediction-model`, the longer of past_frames and that model's
   sequence_length); the dynamics model rolls out the landmarks of the last past_frames context frames and the
-  landmark model decodes them with the last context frame's appearance. Baselines: copying the last context frame;
+  landmark model decodes them with the last context frame's appearance (`landmark_warp_*`: the last context frame
+  warped to them instead). Baselines: copying the last context frame;
   with `--prediction-model DIR` a trained next-frame model of the video families (`prediction_model_*`), rolled out
   autoregressively from its last sequence_length context frames (its predictions fed back, flows from its
   configured flow source). Scores per step (step1 ... stepH) and over all steps.
@@ -110,7 +113,8 @@ def evaluate_interpolation(landmark_model, clips: dict[str, torch.Tensor], gaps=
     """PSNR / SSIM of landmark-space interpolation, of frame averaging and (when given) of a frame-interpolation
     model at each gap; `clips` maps a name to its frames (T, 3, s, s) in [-1, 1]."""
     param = next(landmark_model.parameters())
-    prefixes = ("", "frame_average_") + (("interpolation_model_",) if interpolation_model is not None else ())
+    prefixes = ("", "landmark_warp_", "frame_average_") + (("interpolation_model_",) if interpolation_model is not None
+                                                            else ())
     out = {}
     for gap in gaps:
         scores = {f"{prefix}{metric}": [] for prefix in prefixes for metric in ("psnr", "ssim")}
@@ -118,11 +122,13 @@ def evaluate_interpolation(landmark_model, clips: dict[str, torch.Tensor], gaps=
             keys, queries = interpolation_plan(len(frames), gap)
             frames = frames.to(param.device, param.dtype)
             predicted = interpolate_frames(landmark_model, frames[keys][None], keys, queries, mode)[0]
+            warped = interpolate_frames(landmark_model, frames[keys][None], keys, queries, mode, "warp")[0]
             before = torch.tensor([max(k for k in keys if k < q) for q in queries])
             t = ((torch.tensor(queries) - before) / (gap + 1)).to(frames).view(-1, 1, 1, 1)
             average = (1 - t) * frames[before] + t * frames[before + gap + 1]
             target = to_pixels(frames[queries])
-            candidates = [("", to_pixels(predicted)), ("frame_average_", to_pixels(average))]
+            candidates = [("", to_pixels(predicted)), ("landmark_warp_", to_pixels(warped)),
+                          ("frame_average_", to_pixels(average))]
             if interpolation_model is not None:  # the frames between consecutive keys, in the order of `queries`
                 times = [i / (gap + 1) for i in range(1, gap + 1)]
                 pixels = to_pixels(frames).cpu()
@@ -154,19 +160,22 @@ def evaluate_prediction(dynamics, landmark_model, clips: dict[str, torch.Tensor]
     past = dynamics.config.past_frames
     context = prediction_context(dynamics.config, prediction_model)
     span = context + horizon
-    prefixes = ("", "copy_last_") + (("prediction_model_",) if prediction_model is not None else ())
+    prefixes = ("", "landmark_warp_", "copy_last_") + (("prediction_model_",) if prediction_model is not None else ())
     per_step = {f"{prefix}{metric}": [[] for _ in range(horizon)] for prefix in prefixes
                 for metric in ("psnr", "ssim")}
     for frames in clips.values():
         starts = range(0, len(frames) - span + 1, horizon)
         windows = torch.stack([frames[s:s + span] for s in starts]).to(param.device, param.dtype)
         predicted = to_pixels(dynamics.predict_frames(landmark_model, windows[:, context - past:context], horizon))
+        warped = to_pixels(dynamics.predict_frames(landmark_model, windows[:, context - past:context], horizon,
+                                                   "warp"))
         rolled = None
         if prediction_model is not None:
             rolled = prediction_model.roll_out(to_pixels(windows[:, :context]).cpu(), horizon).to(predicted)
         for step in range(horizon):
             target = to_pixels(windows[:, context + step])
-            candidates = [("", predicted[:, step]), ("copy_last_", to_pixels(windows[:, context - 1]))]
+            candidates = [("", predicted[:, step]), ("landmark_warp_", warped[:, step]),
+                          ("copy_last_", to_pixels(windows[:, context - 1]))]
             if rolled is not None:
                 candidates.append(("prediction_model_", rolled[:, step]))
             for prefix, images in candidates:

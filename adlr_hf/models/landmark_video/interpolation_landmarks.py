@@ -14,6 +14,11 @@ are interpolated in coordinate space and decoded with the appearance of the near
   and a convex path between two covariances is the geodesic of the log-Cholesky metric (Lin, SIAM J. Matrix Anal.
   Appl. 2019).
 - At a key time the key frame's own μ and Σ are returned bit for bit.
+
+Frames at the query times come from the decoder (the paper's: the nearest key frame's appearance decoded at the
+interpolated landmarks) or, with `synthesis="warp"`, from the two key frames around the query moved to its
+landmarks by their displacement field and blended by time (an addition of this port: the key frames' own pixels
+instead of the decoder's reconstruction).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 MODES = ("linear", "cubic")
+SYNTHESES = ("decoder", "warp")  # how a frame is made from its landmarks: the SPADE decoder, or warped key frames
 
 
 @dataclass
@@ -56,10 +62,8 @@ def interpolation_weights(key_times, query_times, mode: str = "linear") -> torch
         raise ValueError(f"interpolation mode {mode!r} is not one of {MODES}")
     keys, queries = check_times(key_times, query_times)
     count = keys.numel()
-    # The segment [keys[i], keys[i+1]] of each query (the last segment holds the last key).
-    segment = (torch.searchsorted(keys, queries, right=True) - 1).clamp(0, count - 2)
+    segment, s = key_segments(keys, queries)
     start, end = keys[segment], keys[segment + 1]
-    s = (queries - start) / (end - start)
     weights = torch.zeros(queries.numel(), count, dtype=torch.float64)
     rows = torch.arange(queries.numel())
     if mode == "linear":
@@ -79,6 +83,15 @@ def interpolation_weights(key_times, query_times, mode: str = "linear") -> torch
     hit = at_key.any(dim=1)
     weights[hit] = at_key[hit].to(torch.float64)
     return weights
+
+
+def key_segments(key_times, query_times) -> tuple[torch.Tensor, torch.Tensor]:
+    """([Q] index i of the segment [keys[i], keys[i+1]] holding each query (the last segment holds the last key),
+    [Q] float64 fraction s of the way through it)."""
+    keys, queries = check_times(key_times, query_times)
+    segment = (torch.searchsorted(keys, queries, right=True) - 1).clamp(0, keys.numel() - 2)
+    start, end = keys[segment], keys[segment + 1]
+    return segment, (queries - start) / (end - start)
 
 
 def _tangent_weights(keys: torch.Tensor) -> torch.Tensor:
@@ -138,11 +151,20 @@ def interpolate_landmarks(mu: torch.Tensor, covariance: torch.Tensor, key_times,
 
 
 @torch.no_grad()
-def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, mode: str = "linear") -> torch.Tensor:
-    """Frames at `query_times` between `key_frames` [N, T, 3, H, W] (in [-1, 1]) at `key_times`, through a landmark
-    model's `encode_pose`, `encode_appearance` and `decode`: the key frames' landmarks are interpolated
-    (`interpolate_landmarks`) and each query frame is decoded with the appearance of its nearest key frame.
+def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, mode: str = "linear",
+                       synthesis: str = "decoder") -> torch.Tensor:
+    """Frames at `query_times` between `key_frames` [N, T, 3, H, W] (in [-1, 1]) at `key_times`: the key frames'
+    landmarks (`encode_pose`) are interpolated (`interpolate_landmarks`), and each query frame is made by
+    `synthesis`:
+
+    - "decoder" (the paper's): decoded (`decode`) with the appearance (`encode_appearance`) of its nearest key frame;
+    - "warp": the two key frames around it, each moved to the query's landmarks by the landmarks' displacement field
+      (`model.warp`), blended (1 − s)·before + s·after at the fraction s of the way between them: frame averaging
+      whose two frames first follow their landmarks (no landmark motion gives frame averaging exactly).
+
     Returns [N, Q, 3, H, W] in [-1, 1]."""
+    if synthesis not in SYNTHESES:
+        raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
     if key_frames.dim() != 5:
         raise ValueError(f"key_frames must be [N, T, 3, H, W], got {tuple(key_frames.shape)}")
     n, t = key_frames.shape[:2]
@@ -150,6 +172,8 @@ def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, 
     mu = pose.mu.view(n, t, *pose.mu.shape[1:])
     covariance = pose.covariance.view(n, t, *pose.covariance.shape[1:])
     landmarks = interpolate_landmarks(mu, covariance, key_times, query_times, mode)
+    if synthesis == "warp":
+        return _warp_between_keys(model, key_frames, mu, landmarks, *key_segments(key_times, query_times))
     out = [None] * landmarks.mu.shape[1]
     for key in landmarks.nearest_key.unique().tolist():
         heatmaps = None if pose.heatmaps is None else pose.heatmaps.view(n, t, *pose.heatmaps.shape[1:])[:, key]
@@ -157,3 +181,13 @@ def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, 
         for q in torch.nonzero(landmarks.nearest_key == key).flatten().tolist():
             out[q] = model.decode(appearance, landmarks.mu[:, q], landmarks.covariance[:, q])
     return torch.stack(out, dim=1)
+
+
+def _warp_between_keys(model, key_frames, mu, landmarks: InterpolatedLandmarks, segment, fraction) -> torch.Tensor:
+    """[N, Q, 3, H, W]: per query, the keys around it warped to its landmarks and blended by `fraction`."""
+    out = []
+    for q, (before, s) in enumerate(zip(segment.tolist(), fraction.tolist())):
+        target_mu, target_cov = landmarks.mu[:, q], landmarks.covariance[:, q]
+        moved = [model.warp(key_frames[:, key], mu[:, key], target_mu, target_cov) for key in (before, before + 1)]
+        out.append((1 - s) * moved[0] + s * moved[1])
+    return torch.stack(out, dim=1).to(key_frames.dtype)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["coordinate_grid", "estimate_landmarks", "pool_appearance", "project_appearance", "render_landmarks"]
+__all__ = ["coordinate_grid", "estimate_landmarks", "landmark_displacement", "pool_appearance", "project_appearance",
+           "render_landmarks", "sampling_grid"]
 
 
 def coordinate_grid(height: int, width: int, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -76,3 +77,22 @@ def project_appearance(vectors: torch.Tensor, maps: torch.Tensor) -> torch.Tenso
     rendered map (N, K, H, W), normalised by one plus the maps' sum (the reference's normalisation)."""
     painted = torch.einsum("nkc,nkhw->nchw", vectors, maps)
     return painted / (1.0 + maps.sum(dim=1, keepdim=True))
+
+
+def landmark_displacement(offsets: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """A dense displacement field (N, H, W, 2) from per-landmark offsets (N, K, 2): each landmark's offset painted on
+    its rendered map (N, K, H, W) with the appearance projection's normalisation, Σ_k offsets[k]·maps[k] / (1 +
+    Σ_k maps[k]). The field is damped and smooth: a pixel under a lone landmark (its map is 1 there) moves by half
+    the landmark's offset, a pixel among several by a share of their map-weighted mean offset, and a pixel far from
+    every landmark (the "1 +") stays still, so the background does not follow the landmarks."""
+    return project_appearance(offsets, maps).permute(0, 2, 3, 1)
+
+
+def sampling_grid(displacement: torch.Tensor) -> torch.Tensor:
+    """`F.grid_sample` positions (N, H, W, 2) (align_corners=False) of the pixels displaced by `displacement` (N, H,
+    W, 2) in landmark coordinates. The landmark grid puts pixel j at -1 + 2j/n, grid_sample at its centre
+    -1 + (2j + 1)/n: the same scale, so a zero displacement samples every pixel exactly."""
+    n, height, width, _ = displacement.shape
+    grid = coordinate_grid(height, width, displacement.dtype, displacement.device)
+    centres = grid + torch.tensor([1 / width, 1 / height], dtype=grid.dtype, device=grid.device)
+    return centres.view(1, height, width, 2) + displacement

@@ -24,10 +24,10 @@ from transformers.utils import ModelOutput
 from .configuration_landmark_dynamics import LandmarkDynamicsConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.landmark_video.interpolation_landmarks import from_log_cholesky, to_log_cholesky
+    from adlr_hf.models.landmark_video.interpolation_landmarks import SYNTHESES, from_log_cholesky, to_log_cholesky
     from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries these files
-    from .interpolation_landmarks import from_log_cholesky, to_log_cholesky
+    from .interpolation_landmarks import SYNTHESES, from_log_cholesky, to_log_cholesky
     from .modeling_adlr import AdlrPreTrainedModel
 
 
@@ -161,11 +161,16 @@ class LandmarkDynamicsModel(LandmarkDynamicsPreTrainedModel):
         return LandmarkDynamicsOutput(loss, predicted_mu, predicted_cov, hidden)
 
     @torch.no_grad()
-    def predict_frames(self, landmark_model, frames: torch.Tensor, steps: int) -> torch.Tensor:
+    def predict_frames(self, landmark_model, frames: torch.Tensor, steps: int,
+                       synthesis: str = "decoder") -> torch.Tensor:
         """The next `steps` frames after `frames` [N, n, 3, H, W] (in [-1, 1]): the landmark model's landmarks of
-        the n frames, rolled out by this model, decoded with the appearance of the last given frame. Returns
+        the n frames, rolled out by this model, and made into frames by `synthesis`: "decoder" decodes them with the
+        appearance of the last given frame; "warp" moves the last given frame to them by the landmarks' displacement
+        field (`landmark_model.warp`; a roll-out that stays put copies the last frame). Returns
         [N, steps, 3, H, W] in [-1, 1]."""
         self.config.check_landmark_model(landmark_model.config)
+        if synthesis not in SYNTHESES:
+            raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
         if frames.dim() != 5:
             raise ValueError(f"frames must be [N, past frames, 3, H, W], got {tuple(frames.shape)}")
         n, t = frames.shape[:2]
@@ -173,10 +178,13 @@ class LandmarkDynamicsModel(LandmarkDynamicsPreTrainedModel):
         mu = pose.mu.view(n, t, *pose.mu.shape[1:])
         covariance = pose.covariance.view(n, t, *pose.covariance.shape[1:])
         rolled = self(mu.to(self.dtype), covariance.to(self.dtype), future_steps=steps, return_dict=True)
-        heatmaps = None if pose.heatmaps is None else pose.heatmaps.view(n, t, *pose.heatmaps.shape[1:])[:, -1]
-        appearance = landmark_model.encode_appearance(frames[:, -1], mu[:, -1], covariance[:, -1], heatmaps)
         future_mu = rolled.predicted_landmarks.to(mu.dtype)
         future_cov = rolled.predicted_covariances.to(covariance.dtype)
+        if synthesis == "warp":
+            return torch.stack([landmark_model.warp(frames[:, -1], mu[:, -1], future_mu[:, s], future_cov[:, s])
+                                for s in range(steps)], dim=1)
+        heatmaps = None if pose.heatmaps is None else pose.heatmaps.view(n, t, *pose.heatmaps.shape[1:])[:, -1]
+        appearance = landmark_model.encode_appearance(frames[:, -1], mu[:, -1], covariance[:, -1], heatmaps)
         return torch.stack([landmark_model.decode(appearance, future_mu[:, s], future_cov[:, s])
                             for s in range(steps)], dim=1)
 

@@ -39,7 +39,14 @@ from transformers.utils import ModelOutput
 
 from .configuration_landmark_video import MIN_SIZE, SIZE_DIVISOR, LandmarkVideoConfig
 from .discriminator_landmark_video import DiscriminatorConv2d, MultiscaleDiscriminator, lsgan_loss
-from .landmark_geometry import estimate_landmarks, pool_appearance, project_appearance, render_landmarks
+from .landmark_geometry import (
+    estimate_landmarks,
+    landmark_displacement,
+    pool_appearance,
+    project_appearance,
+    render_landmarks,
+    sampling_grid,
+)
 from .losses_landmark_video import reconstruction_loss
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
@@ -346,6 +353,8 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
     - `encode_appearance(pixel_values, mu=None, covariance=None, heatmaps=None, features=None)` → `LandmarkAppearance`
       (pass the frame's `encode_pose` results to skip a second pose pass);
     - `decode(appearance, mu, covariance)` → frames (N, 3, H, W) in [-1, 1] with the pose (mu, covariance);
+    - `warp(pixel_values, mu, target_mu, target_covariance)` → the frames (whose landmarks are mu) moved to the
+      target landmarks by the landmarks' displacement field, no decoder involved;
     - `forward`: reconstruction of the pose frame from its landmarks and the appearance frame's appearance:
       `pixel_values_videos` (N, 2, 3, H, W) = (pose frame, appearance frame), or `pose_frames` and
       `appearance_frames` (N, 3, H, W) each (the appearance frame defaults to the pose frame); `labels` (N, 3, H, W)
@@ -446,6 +455,23 @@ class LandmarkVideoModel(LandmarkVideoPreTrainedModel):
             raise ValueError(f"the appearance holds {appearance.vectors.shape[0]} frames but mu {mu.shape[0]}; "
                              "repeat the appearance (or the landmarks) to one per output frame")
         return self._decode(appearance, mu, covariance)[0]
+
+    def warp(self, pixel_values: torch.Tensor, mu: torch.Tensor, target_mu: torch.Tensor,
+             target_covariance: torch.Tensor) -> torch.Tensor:
+        """Frames (N, 3, H, W) whose landmarks are `mu` (N, K, 2) moved to the landmarks (`target_mu`,
+        `target_covariance`) by the landmarks' displacement field: the output pixel x is read (bilinearly, border
+        pixels repeated) at x + Σ_k r_k(x)(mu_k − target_mu_k) / (1 + Σ_k r_k(x)) of the input, r the target's
+        rendered maps (`landmark_displacement`). The key frame's own pixels, not the decoder's, at the new pose: no
+        reconstruction error, and frames with the same landmarks come back unchanged."""
+        frames = self._check_frames(pixel_values, "pixel_values")
+        k = self.config.num_landmarks
+        shapes = (mu.shape, target_mu.shape, target_covariance.shape)
+        if shapes != ((len(frames), k, 2),) * 2 + ((len(frames), k, 2, 2),):
+            raise ValueError(f"warp takes mu and target_mu (N, {k}, 2) and target_covariance (N, {k}, 2, 2) for N = "
+                             f"{len(frames)} frames; got {[tuple(s) for s in shapes]}")
+        maps = render_landmarks(target_mu.to(frames), target_covariance.to(frames), *frames.shape[-2:])
+        grid = sampling_grid(landmark_displacement(mu.to(frames) - target_mu.to(frames), maps))
+        return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     # -- training -----------------------------------------------------------------------------------------------------
     def forward(self, pixel_values_videos: torch.Tensor | None = None, labels: torch.Tensor | None = None,

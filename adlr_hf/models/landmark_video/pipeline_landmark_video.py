@@ -6,11 +6,14 @@ predicted in landmark space (Shih et al., "Video Interpolation and Prediction wi
     lv("frame.png", mode="landmarks")              # [{"mu": K × (x, y) in [-1, 1], "pixels": K × (x, y), ...}]
     lv("clip_folder/", mode="interpolate", gap=3)  # the clip with gap frames between every two (PIL images)
     lv("clip.mp4", mode="predict", num_future_frames=5)   # the frames after the clip (a dynamics model)
+    lv("clip_folder/", mode="interpolate", gap=7, synthesis="warp")  # key frames warped to the landmarks
 
 The model folder is a landmark model (landmarks, interpolation) or a dynamics model (all three), whose landmark
 model is its `landmark_model/` sub-folder (or `landmark_model=` a folder or a loaded model). Frames (PIL images,
 (H, W, 3) uint8 arrays, image paths, a frame folder or a video) are centre-cropped to a square and resized to the
-landmark model's image size, as the landmark tasks read them; output frames have that size.
+landmark model's image size, as the landmark tasks read them; output frames have that size. `synthesis` makes frames
+from landmarks with the decoder ("decoder", the paper's, default) or by warping the given frames to them ("warp":
+the two key frames around an interpolated frame, the last frame for a prediction).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from transformers import Pipeline
 
 from ...data.frame_inputs import ClipInput, read_clip
 from .evaluation_landmark_video import resolve_landmark_folder, to_pixels
-from .interpolation_landmarks import MODES, interpolate_frames
+from .interpolation_landmarks import MODES, SYNTHESES, interpolate_frames
 from .task_landmark_dynamics import load_landmark_model, square_frames
 
 PIPELINE_TASK = "landmark-video"
@@ -38,7 +41,7 @@ def _positive(name, value):
 
 class LandmarkVideoPipeline(Pipeline):
     """`pipeline("landmark-video")`: `mode` "landmarks" (default), "interpolate" (`gap`, `interpolation`) or
-    "predict" (`num_future_frames`)."""
+    "predict" (`num_future_frames`); `synthesis` "decoder" (default) or "warp" for the last two."""
 
     _load_processor = False
     _load_image_processor = False
@@ -56,10 +59,11 @@ class LandmarkVideoPipeline(Pipeline):
             inputs = ClipInput(inputs)
         return super().__call__(inputs, **kwargs)
 
-    def _sanitize_parameters(self, mode=None, gap=None, interpolation=None, num_future_frames=None, **kwargs):
+    def _sanitize_parameters(self, mode=None, gap=None, interpolation=None, num_future_frames=None, synthesis=None,
+                             **kwargs):
         if kwargs:
-            raise ValueError(f"unknown options {sorted(kwargs)}; landmark-video takes mode, gap, interpolation and "
-                             "num_future_frames")
+            raise ValueError(f"unknown options {sorted(kwargs)}; landmark-video takes mode, gap, interpolation, "
+                             "num_future_frames and synthesis")
         forward = {"mode": mode or "landmarks"}
         if forward["mode"] not in PIPELINE_MODES:
             raise ValueError(f"mode={mode!r} must be one of {PIPELINE_MODES}")
@@ -71,6 +75,10 @@ class LandmarkVideoPipeline(Pipeline):
             forward["interpolation"] = interpolation
         if num_future_frames is not None:
             forward["num_future_frames"] = _positive("num_future_frames", num_future_frames)
+        if synthesis is not None:
+            if synthesis not in SYNTHESES:
+                raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
+            forward["synthesis"] = synthesis
         return {"mode": forward["mode"]}, forward, {"mode": forward["mode"]}
 
     # -- the landmark model ---------------------------------------------------------------------------------------
@@ -109,7 +117,8 @@ class LandmarkVideoPipeline(Pipeline):
         size = model.config.image_size
         return {"frames": square_frames(torch.from_numpy(np.stack(frames)), size)}
 
-    def _forward(self, model_inputs, mode="landmarks", gap=1, interpolation="linear", num_future_frames=1):
+    def _forward(self, model_inputs, mode="landmarks", gap=1, interpolation="linear", num_future_frames=1,
+                 synthesis="decoder"):
         model = self.landmark_model()
         param = next(model.parameters())
         frames = model_inputs["frames"].to(param.device, param.dtype)
@@ -119,12 +128,13 @@ class LandmarkVideoPipeline(Pipeline):
         if mode == "interpolate":  # the given frames at every gap + 1, the interpolated ones between them
             keys = [i * (gap + 1) for i in range(len(frames))]
             queries = [q for q in range(keys[-1]) if q % (gap + 1)]
-            between = interpolate_frames(model, frames[None], keys, queries, interpolation)[0]
+            between = interpolate_frames(model, frames[None], keys, queries, interpolation, synthesis)[0]
             out = torch.empty(keys[-1] + 1, *frames.shape[1:], dtype=between.dtype, device=between.device)
             out[keys], out[queries] = frames.to(between.dtype), between
             return {"frames": out}
         dynamics_param = next(self.model.parameters())
-        predicted = self.model.to(dynamics_param.device).predict_frames(model, frames[None], num_future_frames)
+        predicted = self.model.to(dynamics_param.device).predict_frames(model, frames[None], num_future_frames,
+                                                                        synthesis)
         return {"frames": predicted[0]}
 
     def postprocess(self, model_outputs, mode="landmarks"):

@@ -171,7 +171,9 @@ class LandmarkDynamicsTask(Task):
                    "adlr_hf.models.landmark_video.evaluation_landmark_video:run_interpolation_from_args",
                    "clips (frame folders or videos, or a folder of them); key frames every gap + 1 frames",
                    ModelIndexEntry("video-to-video", "Landmark-space frame interpolation", "", "", None, "test",
-                                   {"psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
+                                   {"psnr": ("psnr", "PSNR, decoded"), "ssim": ("ssim", "SSIM, decoded"),
+                                    "landmark_warp_psnr": ("psnr_landmark_warp", "PSNR, key frames warped"),
+                                    "landmark_warp_ssim": ("ssim_landmark_warp", "SSIM, key frames warped"),
                                     "frame_average_psnr": ("psnr_frame_average", "PSNR, frame-average baseline"),
                                     "frame_average_ssim": ("ssim_frame_average", "SSIM, frame-average baseline"),
                                     "interpolation_model_psnr": ("psnr_interpolation_model",
@@ -196,7 +198,9 @@ class LandmarkDynamicsTask(Task):
                    "adlr_hf.models.landmark_video.evaluation_landmark_video:run_prediction_from_args",
                    "clips (frame folders or videos, or a folder of them)",
                    ModelIndexEntry("video-to-video", "Landmark-space frame prediction", "", "", None, "test",
-                                   {"psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
+                                   {"psnr": ("psnr", "PSNR, decoded"), "ssim": ("ssim", "SSIM, decoded"),
+                                    "landmark_warp_psnr": ("psnr_landmark_warp", "PSNR, last frame warped"),
+                                    "landmark_warp_ssim": ("ssim_landmark_warp", "SSIM, last frame warped"),
                                     "copy_last_psnr": ("psnr_copy_last_frame", "PSNR, copy-last-frame baseline"),
                                     "copy_last_ssim": ("ssim_copy_last_frame", "SSIM, copy-last-frame baseline"),
                                     "prediction_model_psnr": ("psnr_prediction_model",
@@ -302,7 +306,8 @@ class LandmarkDynamicsTask(Task):
             "The dynamics model only makes sense with the landmark model it was trained on (saved beside it in "
             "landmark_model/); landmarks of another landmark model mean other things even with the same K.",
             "Predicted frames are decoded with the appearance of the last observed frame: new content (a mouth "
-            "opening, a turned head) is not invented."]
+            "opening, a turned head) is not invented. With synthesis=\"warp\" the last observed frame's own pixels "
+            "are moved to the predicted landmarks instead: sharper, but nothing hidden in that frame can appear."]
 
     def usage_snippet(self, model_id: str) -> str:
         return f"""```python
@@ -312,6 +317,7 @@ from transformers import pipeline
 predict = pipeline("landmark-video", model={model_id!r}, trust_remote_code=True)
 frames = predict("clip_folder/", mode="predict", num_future_frames=5)  # or mode="interpolate", gap=3
 frames[0].save("next_frame.png")
+between = predict("clip_folder/", mode="interpolate", gap=7, synthesis="warp")  # key frames warped, not decoded
 ```"""
 
 

@@ -1,13 +1,14 @@
 """A small landmark model with the interface the temporal pieces build on (`encode_pose`, `encode_appearance`,
-`decode`), for tests of interpolation, dynamics and evaluation that must not depend on the full landmark model:
-soft-argmax landmarks of a 1×1 convolution's heatmaps, per-part mean colours as appearance, and Cauchy-rendered
-parts coloured by them."""
+`decode`, `warp`), for tests of interpolation, dynamics and evaluation that must not depend on the full landmark
+model: soft-argmax landmarks of a 1×1 convolution's heatmaps, per-part mean colours as appearance, Cauchy-rendered
+parts coloured by them, and a warp that shifts the whole frame by the landmarks' mean offset."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -46,3 +47,9 @@ class StandInLandmarks(nn.Module):
         maps = 1 / (1 + m)
         image = torch.einsum("nkp,nkc->ncp", maps, appearance) / (1 + maps.sum(1, keepdim=True))
         return image.view(*image.shape[:2], self.image_size, self.image_size).clamp(-1, 1)
+
+    def warp(self, pixel_values, mu, target_mu, target_covariance):
+        n, _, h, w = pixel_values.shape
+        shift = (mu - target_mu).mean(dim=1)  # [N, 2]: read each pixel this far away
+        positions = grid(h, w).to(pixel_values).view(1, h, w, 2) + shift.view(n, 1, 1, 2)
+        return F.grid_sample(pixel_values, positions, mode="bilinear", padding_mode="border", align_corners=False)

@@ -1,7 +1,8 @@
 """The landmark evaluations: the regression protocol against scikit-learn and hand-computed BBC scores, the key-frame
-plan, frame-averaging and copy-last baselines against scikit-image on the same frames, and `adlr-hf evaluate --task
-landmark-interpolation | landmark-prediction` on real face clips (../shared/data/face-video) with a tiny landmark
-model, including the one clear error for a clip shorter than the gap."""
+plan, frame-averaging and copy-last baselines and the warped frames against scikit-image on the same frames, and
+`adlr-hf evaluate --task landmark-interpolation | landmark-prediction` on real face clips
+(../shared/data/face-video) with a tiny landmark model, including the one clear error for a clip shorter than the
+gap."""
 
 import json
 
@@ -21,6 +22,7 @@ from adlr_hf.models.landmark_video.evaluation_landmark_video import (
     regress_keypoints,
     to_pixels,
 )
+from adlr_hf.models.landmark_video.interpolation_landmarks import interpolate_frames
 from models.landmark_video.landmark_stand_in import StandInLandmarks
 from models.video_utils import SHARED_DATA
 
@@ -76,6 +78,10 @@ def test_baselines_match_scikit_image_on_the_same_frames():
         skimage_psnr(average, clip[[1, 3, 5, 7, 9]]), abs=1e-4)
     assert metrics["headline_gap"] == 3 and metrics["per_gap"]["gap3"]["num_frames"] == 6
     assert metrics["psnr"] == metrics["per_gap"]["gap3"]["psnr"] and 0 < metrics["ssim"] <= 1
+    keys, queries = interpolation_plan(len(clip), 1)
+    warped = interpolate_frames(model, clip[keys][None], keys, queries, "linear", "warp")[0]
+    assert metrics["per_gap"]["gap1"]["landmark_warp_psnr"] == pytest.approx(skimage_psnr(warped, clip[queries]),
+                                                                             abs=1e-4)
 
     from adlr_hf.models.landmark_video.configuration_landmark_dynamics import LandmarkDynamicsConfig
     from adlr_hf.models.landmark_video.modeling_landmark_dynamics import LandmarkDynamicsModel
@@ -86,6 +92,10 @@ def test_baselines_match_scikit_image_on_the_same_frames():
     assert metrics["num_windows"] == 2 and set(metrics["per_step"]) == {"step1", "step2", "step3", "step4"}
     expected = skimage_psnr(clip[[1, 5]], clip[[1 + 3, 5 + 3]])  # copy the last past frame, 3 steps ahead
     assert metrics["per_step"]["step3"]["copy_last_psnr"] == pytest.approx(expected, abs=1e-4)
+    windows = torch.stack([clip[0:6], clip[4:10]])
+    warped = dynamics.predict_frames(model, windows[:, :2], 4, "warp")[:, 2]
+    assert metrics["per_step"]["step3"]["landmark_warp_psnr"] == pytest.approx(skimage_psnr(warped, windows[:, 4]),
+                                                                               abs=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +145,12 @@ def test_interpolation_and_prediction_evaluate_on_real_clips(real_setup, tmp_pat
     assert record["settings"]["gaps"] == [3, 7] and metrics["headline_gap"] == 7
     assert metrics["per_gap"]["gap3"]["num_frames"] == 2 * 6 and metrics["per_gap"]["gap7"]["num_frames"] == 2 * 7
     assert 0 < metrics["ssim"] <= 1 and metrics["frame_average_psnr"] > 15  # consecutive face frames are similar
+    assert metrics["landmark_warp_psnr"] > 15  # the key frames' own pixels, moved a little
     record = evaluate([str(real_setup / "dynamics"), "--task", "landmark-prediction", "--data",
                        str(real_setup / "clips"), "--horizon", "5"], tmp_path / "pred.json")
     metrics = record["metrics"]
     assert metrics["num_windows"] == 2 * 2 and len(metrics["per_step"]) == 5  # windows start at 0, 5 (span 7)
-    assert metrics["copy_last_psnr"] > 15 and metrics["psnr"] > 0
+    assert metrics["copy_last_psnr"] > 15 and metrics["psnr"] > 0 and metrics["landmark_warp_psnr"] > 15
 
 
 def test_a_clip_shorter_than_the_gap_is_one_clear_error(real_setup, tmp_path, capsys):

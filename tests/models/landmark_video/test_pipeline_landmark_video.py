@@ -68,6 +68,11 @@ def test_interpolating_a_real_clip_keeps_the_given_frames_and_decodes_the_rest(f
     expected = interpolate_frames(landmarks, frames[None], [0, 4, 8], [1, 2, 3, 5, 6, 7], "cubic")[0]
     expected = ((expected + 1) * 127.5).clamp(0, 255).round() / 127.5 - 1
     assert torch.allclose(out[[1, 2, 3, 5, 6, 7]], expected, atol=1e-6)
+    warped = as_tensor(lv(given, mode="interpolate", gap=3, synthesis="warp"))
+    expected = interpolate_frames(landmarks, frames[None], [0, 4, 8], [1, 2, 3, 5, 6, 7], "linear", "warp")[0]
+    expected = ((expected + 1) * 127.5).clamp(0, 255).round() / 127.5 - 1
+    assert torch.allclose(warped[[1, 2, 3, 5, 6, 7]], expected, atol=1e-6)
+    assert torch.allclose(warped[[0, 4, 8]], rounded, atol=1e-6)
 
 
 def test_prediction_from_a_frame_folder_uses_its_last_frames(folders):
@@ -79,6 +84,10 @@ def test_prediction_from_a_frame_folder_uses_its_last_frames(folders):
     expected = ((expected + 1) * 127.5).clamp(0, 255).round() / 127.5 - 1
     diff = (as_tensor(images) - expected).abs()  # the pipeline's inference mode may flip a rounding here and there
     assert diff.max() <= 1 / 127.5 + 1e-6 and (diff > 1e-6).float().mean() < 1e-3, (diff.max(), diff.mean())
+    warped = as_tensor(lv(str(CLIP), mode="predict", num_future_frames=4, synthesis="warp"))
+    expected = dynamics.predict_frames(landmarks, clip_tensor([29, 30, 31])[None], 4, "warp")[0]
+    diff = (warped - (((expected + 1) * 127.5).clamp(0, 255).round() / 127.5 - 1)).abs()
+    assert diff.max() <= 1 / 127.5 + 1e-6 and (diff > 1e-6).float().mean() < 1e-3, (diff.max(), diff.mean())
 
 
 def test_bad_uses_are_clear_errors(folders, tmp_path):
@@ -88,6 +97,8 @@ def test_bad_uses_are_clear_errors(folders, tmp_path):
         only_landmarks(str(CLIP), mode="predict")
     with pytest.raises(ValueError, match="mode='warp' must be one of"):
         only_landmarks(str(CLIP), mode="warp")
+    with pytest.raises(ValueError, match=r"synthesis='flow' must be one of \('decoder', 'warp'\)"):
+        only_landmarks(str(CLIP), mode="interpolate", synthesis="flow")
     with pytest.raises(ValueError, match="gap=0 must be an integer >= 1"):
         only_landmarks(str(CLIP), mode="interpolate", gap=0)
     with pytest.raises(ValueError, match="got 1 frame\\(s\\); pass at least 2 consecutive frames"):
