@@ -18,7 +18,8 @@ are interpolated in coordinate space and decoded with the appearance of the near
 Frames at the query times come from the decoder (the paper's: the nearest key frame's appearance decoded at the
 interpolated landmarks) or, with `synthesis="warp"`, from the two key frames around the query moved to its
 landmarks by their displacement field and blended by time (an addition of this port: the key frames' own pixels
-instead of the decoder's reconstruction).
+instead of the decoder's reconstruction). The field's gain is calibrated on the two key frames themselves: how far
+the landmarks' motion is trusted is decided by how well it explains one key frame from the other.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 
 MODES = ("linear", "cubic")
 SYNTHESES = ("decoder", "warp")  # how a frame is made from its landmarks: the SPADE decoder, or warped key frames
+WARP_GAINS = (0.0, 0.5, 1.0, 1.5, 2.0)  # the displacement field's gains a pair of frames is calibrated among
 
 
 @dataclass
@@ -159,8 +161,10 @@ def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, 
 
     - "decoder" (the paper's): decoded (`decode`) with the appearance (`encode_appearance`) of its nearest key frame;
     - "warp": the two key frames around it, each moved to the query's landmarks by the landmarks' displacement field
-      (`model.warp`), blended (1 − s)·before + s·after at the fraction s of the way between them: frame averaging
-      whose two frames first follow their landmarks (no landmark motion gives frame averaging exactly).
+      (`model.warp`) scaled by the gain that best explains the two key frames by each other
+      (`calibrate_warp_gain`, once per pair), blended (1 − s)·before + s·after at the fraction s of the way between
+      them: frame averaging whose two frames first follow their landmarks (no landmark motion, or gain 0, gives
+      frame averaging exactly).
 
     Returns [N, Q, 3, H, W] in [-1, 1]."""
     if synthesis not in SYNTHESES:
@@ -173,7 +177,8 @@ def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, 
     covariance = pose.covariance.view(n, t, *pose.covariance.shape[1:])
     landmarks = interpolate_landmarks(mu, covariance, key_times, query_times, mode)
     if synthesis == "warp":
-        return _warp_between_keys(model, key_frames, mu, landmarks, *key_segments(key_times, query_times))
+        return _warp_between_keys(model, key_frames, mu, covariance, landmarks,
+                                  *key_segments(key_times, query_times))
     out = [None] * landmarks.mu.shape[1]
     for key in landmarks.nearest_key.unique().tolist():
         heatmaps = None if pose.heatmaps is None else pose.heatmaps.view(n, t, *pose.heatmaps.shape[1:])[:, key]
@@ -183,11 +188,42 @@ def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, 
     return torch.stack(out, dim=1)
 
 
-def _warp_between_keys(model, key_frames, mu, landmarks: InterpolatedLandmarks, segment, fraction) -> torch.Tensor:
-    """[N, Q, 3, H, W]: per query, the keys around it warped to its landmarks and blended by `fraction`."""
-    out = []
+def _warp_between_keys(model, key_frames, mu, covariance, landmarks: InterpolatedLandmarks, segment,
+                       fraction) -> torch.Tensor:
+    """[N, Q, 3, H, W]: per query, the keys around it warped to its landmarks with their pair's calibrated gain and
+    blended by `fraction`."""
+    gains, out = {}, []
     for q, (before, s) in enumerate(zip(segment.tolist(), fraction.tolist())):
+        after = before + 1
+        if before not in gains:
+            gains[before] = calibrate_warp_gain(model, key_frames[:, before], key_frames[:, after], mu[:, before],
+                                                covariance[:, before], mu[:, after], covariance[:, after])
         target_mu, target_cov = landmarks.mu[:, q], landmarks.covariance[:, q]
-        moved = [model.warp(key_frames[:, key], mu[:, key], target_mu, target_cov) for key in (before, before + 1)]
+        moved = [warp_with_gain(model, key_frames[:, key], mu[:, key], target_mu, target_cov, gains[before])
+                 for key in (before, after)]
         out.append((1 - s) * moved[0] + s * moved[1])
     return torch.stack(out, dim=1).to(key_frames.dtype)
+
+
+def warp_with_gain(model, frames, mu, target_mu, target_covariance, gain: torch.Tensor) -> torch.Tensor:
+    """`model.warp` with the displacement field scaled by `gain` [N] (each landmark's offset mu − target_mu times
+    its frame's gain; 0 leaves the frames as they are)."""
+    g = gain.to(mu).view(-1, 1, 1)
+    return model.warp(frames, target_mu + g * (mu - target_mu), target_mu, target_covariance)
+
+
+@torch.no_grad()
+def calibrate_warp_gain(model, first, second, first_mu, first_covariance, second_mu,
+                        second_covariance) -> torch.Tensor:
+    """[N] gain of the landmarks' displacement field, one of WARP_GAINS, that best explains two frames [N, 3, H, W]
+    of a clip by each other: the g minimising mean |warp_g(first → second's landmarks) − second| + mean
+    |warp_g(second → first's landmarks) − first|. Ties go to the smaller gain. Gain 0 (no motion) wins where the
+    landmarks' motion does not explain the frames, so a pair is never warped worse than it is averaged (as
+    measured on the pair itself); 2 undoes the field's damping under a lone landmark."""
+    errors = []
+    for g in WARP_GAINS:
+        gain = torch.full((len(first),), g)
+        there = warp_with_gain(model, first, first_mu, second_mu, second_covariance, gain)
+        back = warp_with_gain(model, second, second_mu, first_mu, first_covariance, gain)
+        errors.append((there - second).abs().flatten(1).mean(1) + (back - first).abs().flatten(1).mean(1))
+    return torch.tensor(WARP_GAINS, dtype=torch.float64)[torch.stack(errors, 1).argmin(1).cpu()]

@@ -24,10 +24,22 @@ from transformers.utils import ModelOutput
 from .configuration_landmark_dynamics import LandmarkDynamicsConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
-    from adlr_hf.models.landmark_video.interpolation_landmarks import SYNTHESES, from_log_cholesky, to_log_cholesky
+    from adlr_hf.models.landmark_video.interpolation_landmarks import (
+        SYNTHESES,
+        calibrate_warp_gain,
+        from_log_cholesky,
+        to_log_cholesky,
+        warp_with_gain,
+    )
     from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries these files
-    from .interpolation_landmarks import SYNTHESES, from_log_cholesky, to_log_cholesky
+    from .interpolation_landmarks import (
+        SYNTHESES,
+        calibrate_warp_gain,
+        from_log_cholesky,
+        to_log_cholesky,
+        warp_with_gain,
+    )
     from .modeling_adlr import AdlrPreTrainedModel
 
 
@@ -166,8 +178,9 @@ class LandmarkDynamicsModel(LandmarkDynamicsPreTrainedModel):
         """The next `steps` frames after `frames` [N, n, 3, H, W] (in [-1, 1]): the landmark model's landmarks of
         the n frames, rolled out by this model, and made into frames by `synthesis`: "decoder" decodes them with the
         appearance of the last given frame; "warp" moves the last given frame to them by the landmarks' displacement
-        field (`landmark_model.warp`; a roll-out that stays put copies the last frame). Returns
-        [N, steps, 3, H, W] in [-1, 1]."""
+        field (`landmark_model.warp`) with the gain that best explains the last two given frames by each other
+        (`calibrate_warp_gain`; 1 when only one frame is given). A roll-out that stays put copies the last frame.
+        Returns [N, steps, 3, H, W] in [-1, 1]."""
         self.config.check_landmark_model(landmark_model.config)
         if synthesis not in SYNTHESES:
             raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
@@ -180,9 +193,12 @@ class LandmarkDynamicsModel(LandmarkDynamicsPreTrainedModel):
         rolled = self(mu.to(self.dtype), covariance.to(self.dtype), future_steps=steps, return_dict=True)
         future_mu = rolled.predicted_landmarks.to(mu.dtype)
         future_cov = rolled.predicted_covariances.to(covariance.dtype)
-        if synthesis == "warp":
-            return torch.stack([landmark_model.warp(frames[:, -1], mu[:, -1], future_mu[:, s], future_cov[:, s])
-                                for s in range(steps)], dim=1)
+        if synthesis == "warp":  # the field's gain calibrated on the last two given frames (1 with only one)
+            gain = torch.ones(n, dtype=torch.float64) if t < 2 else calibrate_warp_gain(
+                landmark_model, frames[:, -2], frames[:, -1], mu[:, -2], covariance[:, -2], mu[:, -1],
+                covariance[:, -1])
+            return torch.stack([warp_with_gain(landmark_model, frames[:, -1], mu[:, -1], future_mu[:, s],
+                                               future_cov[:, s], gain) for s in range(steps)], dim=1)
         heatmaps = None if pose.heatmaps is None else pose.heatmaps.view(n, t, *pose.heatmaps.shape[1:])[:, -1]
         appearance = landmark_model.encode_appearance(frames[:, -1], mu[:, -1], covariance[:, -1], heatmaps)
         return torch.stack([landmark_model.decode(appearance, future_mu[:, s], future_cov[:, s])

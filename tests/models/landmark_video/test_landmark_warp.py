@@ -1,14 +1,19 @@
 """Frames made by warping instead of decoding (`synthesis="warp"`): the landmarks' displacement field against a
-hand-computed one on ramp frames (where bilinear sampling is exact), identity when the landmarks do not move, frame
-averaging when the key frames' landmarks agree, copying the last frame when a roll-out stays put, and the clear
-errors."""
+hand-computed one on ramp frames (where bilinear sampling is exact), identity when the landmarks do not move, the
+gain calibrated on a pair of frames, frame averaging when the key frames' landmarks agree, copying the last frame
+when a roll-out stays put, and the clear errors."""
 
 import pytest
 import torch
 
 from adlr_hf import LandmarkDynamicsConfig, LandmarkDynamicsModel, get_config
 from adlr_hf.models.landmark_video import LandmarkVideoModel
-from adlr_hf.models.landmark_video.interpolation_landmarks import interpolate_frames, interpolate_landmarks
+from adlr_hf.models.landmark_video.interpolation_landmarks import (
+    calibrate_warp_gain,
+    interpolate_frames,
+    interpolate_landmarks,
+    warp_with_gain,
+)
 from adlr_hf.models.landmark_video.landmark_geometry import landmark_displacement, render_landmarks
 
 SIZE, K = 64, 8  # landmark-video-tiny
@@ -93,9 +98,12 @@ def test_warp_synthesis_blends_both_key_frames_moved_to_the_interpolated_landmar
     out = interpolate_frames(model, frames, keys, times, "linear", "warp")
     assert out.shape == (1, 4, 3, SIZE, SIZE)
     pose = model.encode_pose(frames[0])
+    mu, cov = pose.mu[:, None], pose.covariance[:, None]  # [keys, 1, ...]: key k's landmarks as a batch of one
     lm = interpolate_landmarks(pose.mu[None], pose.covariance[None], keys, times, "linear")
+    gains = [calibrate_warp_gain(model, frames[:, k], frames[:, k + 1], mu[k], cov[k], mu[k + 1], cov[k + 1])
+             for k in (0, 1)]
     for q, (before, s) in enumerate([(0, 0.25), (0, 0.5), (0, 0.75), (1, 0.5)]):
-        moved = [model.warp(frames[:, k], pose.mu[k:k + 1], lm.mu[:, q], lm.covariance[:, q])
+        moved = [warp_with_gain(model, frames[:, k], mu[k], lm.mu[:, q], lm.covariance[:, q], gains[before])
                  for k in (before, before + 1)]
         torch.testing.assert_close(out[:, q], (1 - s) * moved[0] + s * moved[1], rtol=0, atol=1e-12)
     decoded = interpolate_frames(model, frames, keys, times, "linear")
@@ -122,15 +130,36 @@ def test_a_roll_out_that_stays_put_copies_the_last_frame_and_one_that_moves_warp
     out = dynamics.predict_frames(model, frames, steps=3, synthesis="warp")
     pose = model.encode_pose(frames[0])
     rolled = dynamics(pose.mu[None], pose.covariance[None], future_steps=3)
+    gain = calibrate_warp_gain(model, frames[:, 0], frames[:, 1], pose.mu[:1], pose.covariance[:1], pose.mu[1:],
+                               pose.covariance[1:])
     for s in range(3):
-        expected = model.warp(frames[:, -1], pose.mu[-1:], rolled.predicted_landmarks[:, s],
-                              rolled.predicted_covariances[:, s])
+        expected = warp_with_gain(model, frames[:, -1], pose.mu[-1:], rolled.predicted_landmarks[:, s],
+                                  rolled.predicted_covariances[:, s], gain)
         torch.testing.assert_close(out[:, s], expected, rtol=0, atol=1e-9)
     with torch.no_grad():  # the LSTM predicts a residual: a zero head predicts no motion
         for parameter in dynamics.parameters():
             parameter.zero_()
     still = dynamics.predict_frames(model, frames, steps=3, synthesis="warp")
     torch.testing.assert_close(still, frames[:, -1:].expand(1, 3, 3, SIZE, SIZE), rtol=0, atol=1e-12)
+
+
+def test_the_gain_is_the_one_that_explains_the_two_frames_by_each_other(model):
+    frames = key_clip(seed=7)[0, :1]
+    mu, _ = random_landmarks(seed=8)
+    target_mu, target_cov = random_landmarks(seed=9)
+    target_mu = mu + 0.05 * (target_mu / 0.5)
+    _, cov = random_landmarks(seed=10)
+    gains = torch.tensor([1.5], dtype=torch.float64)
+    moved = warp_with_gain(model, frames, mu, target_mu, target_cov, gains)  # the second frame: warped by 1.5
+    assert calibrate_warp_gain(model, frames, moved, mu, cov, target_mu, target_cov).tolist() == [1.5]
+    # the same pixels under moving landmarks: the motion explains nothing, gain 0 (frame averaging)
+    assert calibrate_warp_gain(model, frames, frames, mu, cov, target_mu, target_cov).tolist() == [0.0]
+    # a batch is calibrated per sample
+    both = calibrate_warp_gain(model, frames.expand(2, -1, -1, -1), torch.cat([moved, frames]), mu.expand(2, -1, -1),
+                               cov.expand(2, -1, -1, -1), target_mu.expand(2, -1, -1), target_cov.expand(2, -1, -1, -1))
+    assert both.tolist() == [1.5, 0.0]
+    torch.testing.assert_close(warp_with_gain(model, frames, mu, target_mu, target_cov, torch.zeros(1)), frames,
+                               rtol=0, atol=1e-12)
 
 
 def test_an_unknown_synthesis_is_one_clear_error(model):
