@@ -43,6 +43,13 @@ class InterpolatedLandmarks:
     nearest_key: torch.Tensor
 
 
+def check_synthesis(synthesis: str) -> str:
+    """`synthesis` itself when it is one of SYNTHESES, else one clear error."""
+    if synthesis not in SYNTHESES:
+        raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
+    return synthesis
+
+
 def check_times(key_times, query_times, what: str = "query") -> tuple[torch.Tensor, torch.Tensor]:
     """Float64 key and query times; keys strictly increasing, queries within the keys' span."""
     keys = torch.as_tensor(key_times, dtype=torch.float64).flatten()
@@ -167,8 +174,7 @@ def interpolate_frames(model, key_frames: torch.Tensor, key_times, query_times, 
       frame averaging exactly).
 
     Returns [N, Q, 3, H, W] in [-1, 1]."""
-    if synthesis not in SYNTHESES:
-        raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
+    check_synthesis(synthesis)
     if key_frames.dim() != 5:
         raise ValueError(f"key_frames must be [N, T, 3, H, W], got {tuple(key_frames.shape)}")
     n, t = key_frames.shape[:2]

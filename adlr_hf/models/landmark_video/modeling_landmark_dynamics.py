@@ -25,8 +25,8 @@ from .configuration_landmark_dynamics import LandmarkDynamicsConfig
 
 try:  # one class object per process with adlr_hf installed; a published folder's copy otherwise
     from adlr_hf.models.landmark_video.interpolation_landmarks import (
-        SYNTHESES,
         calibrate_warp_gain,
+        check_synthesis,
         from_log_cholesky,
         to_log_cholesky,
         warp_with_gain,
@@ -34,8 +34,8 @@ try:  # one class object per process with adlr_hf installed; a published folder'
     from adlr_hf.models.shared.modeling_adlr import AdlrPreTrainedModel
 except ImportError:  # pragma: no cover - a remote-code copy: the published folder carries these files
     from .interpolation_landmarks import (
-        SYNTHESES,
         calibrate_warp_gain,
+        check_synthesis,
         from_log_cholesky,
         to_log_cholesky,
         warp_with_gain,
@@ -182,8 +182,7 @@ class LandmarkDynamicsModel(LandmarkDynamicsPreTrainedModel):
         (`calibrate_warp_gain`; 1 when only one frame is given). A roll-out that stays put copies the last frame.
         Returns [N, steps, 3, H, W] in [-1, 1]."""
         self.config.check_landmark_model(landmark_model.config)
-        if synthesis not in SYNTHESES:
-            raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
+        check_synthesis(synthesis)
         if frames.dim() != 5:
             raise ValueError(f"frames must be [N, past frames, 3, H, W], got {tuple(frames.shape)}")
         n, t = frames.shape[:2]

@@ -26,7 +26,7 @@ from transformers import Pipeline
 
 from ...data.frame_inputs import ClipInput, read_clip
 from .evaluation_landmark_video import resolve_landmark_folder, to_pixels
-from .interpolation_landmarks import MODES, SYNTHESES, interpolate_frames
+from .interpolation_landmarks import MODES, check_synthesis, interpolate_frames
 from .task_landmark_dynamics import load_landmark_model, square_frames
 
 PIPELINE_TASK = "landmark-video"
@@ -76,9 +76,7 @@ class LandmarkVideoPipeline(Pipeline):
         if num_future_frames is not None:
             forward["num_future_frames"] = _positive("num_future_frames", num_future_frames)
         if synthesis is not None:
-            if synthesis not in SYNTHESES:
-                raise ValueError(f"synthesis={synthesis!r} must be one of {SYNTHESES}")
-            forward["synthesis"] = synthesis
+            forward["synthesis"] = check_synthesis(synthesis)
         return {"mode": forward["mode"]}, forward, {"mode": forward["mode"]}
 
     # -- the landmark model ---------------------------------------------------------------------------------------
